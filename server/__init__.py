@@ -1,0 +1,49 @@
+"""spacehooks: a durable, webhook-driven automation server for the Hugging Face Hub.
+
+What handler authors use is re-exported here; `tests/test_public_api.py` pins the list.
+"""
+
+from __future__ import annotations
+
+from .app import WebhooksServer, webhook_endpoint
+from .context import DeliveryContext, GiveUp, RetryLater
+from .payload import (
+    WebhookPayload,
+    WebhookPayloadComment,
+    WebhookPayloadDiscussion,
+    WebhookPayloadDiscussionChanges,
+    WebhookPayloadEvent,
+    WebhookPayloadMovedTo,
+    WebhookPayloadRepo,
+    WebhookPayloadUpdatedRef,
+    WebhookPayloadUrl,
+    WebhookPayloadWebhook,
+)
+from .routing import RetryPolicy, Router, on
+from .settings import ConfigError, Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DeliveryContext",
+    "GiveUp",
+    "RetryLater",
+    "RetryPolicy",
+    "Router",
+    "Settings",
+    "WebhookPayload",
+    "WebhookPayloadComment",
+    "WebhookPayloadDiscussion",
+    "WebhookPayloadDiscussionChanges",
+    "WebhookPayloadEvent",
+    "WebhookPayloadMovedTo",
+    "WebhookPayloadRepo",
+    "WebhookPayloadUpdatedRef",
+    "WebhookPayloadUrl",
+    "WebhookPayloadWebhook",
+    "WebhooksServer",
+    "__version__",
+    "on",
+    "webhook_endpoint",
+]

@@ -1,0 +1,475 @@
+"""`WebhooksServer`: the FastAPI app that receives webhooks, and its lifecycle.
+
+huggingface_hub's API works unchanged (`WebhooksServer(ui=..., webhook_secret=...)`,
+`@app.add_webhook`, `@app.add_webhook("/path")`, `.launch()`, module-level `@webhook_endpoint`),
+on an app spacehooks owns: `app.fastapi_app` exists from construction, the database, the worker
+and the Gradio UI start and stop in its lifespan, and Gradio is mounted into it (lazily, so
+webhooks are answered before Gradio has finished importing).
+
+The path of one request (see design.md, "The path of one event"):
+read the body up to the limit -> verify the sender -> parse the payload -> store it durably
+(group commit) -> start the matching handlers -> answer with the result if they finish within
+the ack budget, else 202 and they go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from functools import cached_property, partial
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from . import inbox, security
+from .context import DeliveryContext
+from .db import Database
+from .inbox import Accepted, ClaimedJob, Incoming
+from .payload import WebhookPayload
+from .routing import (
+    Filter,
+    Handler,
+    Router,
+    compile_injector,
+    default_router,
+    normalize_path,
+    wants_payload,
+)
+from .settings import Settings
+from .worker import JobOutcome, Worker
+
+__all__ = ["WebhooksServer", "webhook_endpoint"]
+
+log = logging.getLogger("spacehooks")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_JSON_TYPES = ("application/json",)
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (without reading on) once it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Invocation:
+    """One attempt of one job: what handler arguments are built from."""
+
+    def __init__(self, job: ClaimedJob, app: FastAPI) -> None:
+        self.job = job
+        self._app = app
+        self._payloads: dict[type, BaseModel] = {}
+
+    def payload(self, model: type[BaseModel] = WebhookPayload) -> BaseModel:
+        if model not in self._payloads:
+            self._payloads[model] = model.model_validate_json(self.job.body)
+        return self._payloads[model]
+
+    @cached_property
+    def request(self) -> Request:
+        """The webhook request as it was received (secrets removed), replayable any time."""
+        job = self.job
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": job.endpoint,
+            "raw_path": job.endpoint.encode(),
+            "root_path": "",
+            "query_string": job.query.encode("latin-1"),
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in job.headers.items()],
+            "client": None,
+            "server": None,
+            "app": self._app,
+        }
+        body = job.body
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return Request(scope, receive)
+
+    @cached_property
+    def context(self) -> DeliveryContext:
+        job = self.job
+        return DeliveryContext(
+            delivery_id=job.delivery_id,
+            job_id=job.job_id,
+            handler=job.handler,
+            endpoint=job.endpoint,
+            attempt=job.attempt,
+            received_at=job.received_at,
+        )
+
+
+class WebhooksServer:
+    """A webhook server for the Hub: durable, retried, filtered; a drop-in for huggingface_hub's.
+
+    Args:
+        ui: a `gradio.Blocks` landing page; None for spacehooks' own; False for no UI.
+        webhook_secret: the shared secret; defaults to the `WEBHOOK_SECRET` variable.
+        settings: configuration; read from the environment when not given.
+        routers: routers whose handlers to serve; defaults to `[default_router]` (module-level
+            `@on`), so `handlers/` modules register without extra wiring.
+        schemes: which sender proofs the endpoints accept (`"hub"`, `"standard"`).
+    """
+
+    def __init__(
+        self,
+        ui: Any = None,
+        webhook_secret: str | None = None,
+        *,
+        settings: Settings | None = None,
+        routers: Iterable[Router] | None = None,
+        schemes: Iterable[str] = security.DEFAULT_SCHEMES,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.webhook_secret = webhook_secret or self.settings.secret
+        if webhook_secret:
+            self.settings = self.settings.model_copy(update={"webhook_secret": None})
+        self._check_secret()
+        unknown = set(schemes) - security.SCHEMES
+        if unknown:
+            raise ValueError(f"Unknown webhook schemes {sorted(unknown)!r}; use 'hub', 'standard'.")
+        self.schemes = frozenset(schemes)
+        self._ui = ui
+        self.router = Router()
+        self._exclusive: set[str] = set()  # paths owned by one add_webhook handler
+        for router in [default_router] if routers is None else routers:
+            self.include_router(router)
+        #: extra injectable types: (type, provider(invocation, annotation)), e.g. clients.
+        self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = []
+        self.db: Database | None = None
+        self.worker: Worker | None = None
+        self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
+        self.fastapi_app = self._build_app()
+
+    def _check_secret(self) -> None:
+        if self.webhook_secret is None:
+            self.settings.check_security()
+
+    def __repr__(self) -> str:
+        secret = "set" if self.webhook_secret else "none"
+        return f"WebhooksServer(paths={self.router.paths()!r}, secret={secret})"
+
+    # -- registration --------------------------------------------------------------------------
+
+    def add_webhook(self, path: str | Callable[..., Any] | None = None) -> Callable[[F], F]:
+        """Serve the decorated function at `/webhooks/<path or function name>`, for every event.
+
+        Usable bare (`@app.add_webhook`) or with a path (`@app.add_webhook("/retrain")`).
+        A path may have one such handler; a second raises ValueError. Returns the function.
+        """
+        if callable(path):
+            return self.add_webhook()(path)  # type: ignore[return-value]
+
+        def register(fn: F) -> F:
+            abs_path = normalize_path(path or fn.__name__)
+            if abs_path in self.router.paths():
+                raise ValueError(f"Webhook {abs_path} already exists.")
+            self.router.add(fn, path=abs_path, name=f"{abs_path}:{_qualname(fn)}")
+            self._exclusive.add(abs_path)
+            return fn
+
+        return register
+
+    def on(self, scope: str | list[str] | None = None, **kwargs: Any) -> Callable[[F], F]:
+        """`server.on` for this app only (same arguments)."""
+        return self.router.on(scope, **kwargs)
+
+    def include_router(self, router: Router) -> None:
+        for handler in router.handlers:
+            if handler.path in self._exclusive:
+                raise ValueError(f"Webhook {handler.path} already exists.")
+        self.router.include(router)
+
+    # -- the FastAPI app -----------------------------------------------------------------------
+
+    def _build_app(self) -> FastAPI:
+        from . import api, ui
+
+        app = FastAPI(
+            title="spacehooks",
+            lifespan=self._lifespan,
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+        )
+        app.add_api_route("/webhooks/{name:path}", self._receive, methods=["POST"])
+        api.install(app, self)
+        self._lazy_ui = ui.LazyUI()
+        if self._ui is not False:
+            app.mount("/", self._lazy_ui)
+        return app
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        self._compile()
+        self.db = Database(self.settings.database_url())
+        await asyncio.to_thread(self.db.create_schema)
+        self.db.start_writer()
+        handlers = {h.name: h for h in self.router.handlers}
+        self.worker = Worker(self.db, self.settings, handlers, self._invoke)
+        await self.worker.start()
+        async with contextlib.AsyncExitStack() as stack:
+            ui_task = None
+            if self._ui is not False:
+                ui_task = asyncio.create_task(self._lazy_ui.load(self, stack))
+            log.info("spacehooks ready: %s", ", ".join(self.router.paths()) or "no webhooks")
+            try:
+                yield
+            finally:
+                if ui_task is not None:
+                    ui_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await ui_task
+                await self.worker.stop()
+                await asyncio.to_thread(self.db.close)
+
+    def _compile(self) -> None:
+        """Check every handler's parameters once, before the first request."""
+        providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
+            (Request, lambda inv, _a: inv.request),
+            (DeliveryContext, lambda inv, _a: inv.context),
+            (BaseModel, lambda inv, model: inv.payload(model or WebhookPayload)),
+            *self.providers,
+        ]
+        by_name = {
+            "payload": lambda inv, _a: inv.payload(),
+            "request": lambda inv, _a: inv.request,
+            "context": lambda inv, _a: inv.context,
+        }
+        self._injectors = {
+            h.name: compile_injector(h, providers, by_name) for h in self.router.handlers
+        }
+
+    async def _invoke(self, handler: Handler, job: ClaimedJob) -> Any:
+        assert self.worker is not None
+        kwargs = self._injectors[handler.name](Invocation(job, self.fastapi_app))
+        return await self.worker.call(handler, kwargs)
+
+    # -- the webhook route ---------------------------------------------------------------------
+
+    async def _receive(self, request: Request) -> Response:
+        path = request.url.path
+        handlers = self.router.for_path(path)
+        if not handlers:
+            return _error(404, f"No webhook at {path}.", webhooks=self.router.paths())
+        if self.db is None or self.worker is None:
+            return _error(503, "The server is starting or stopping; try again shortly.")
+        try:
+            body = await _read_body(request, self.settings.max_body_bytes)
+        except _BodyTooLarge:
+            return _error(413, f"Body over the limit of {self.settings.max_body_bytes} bytes.")
+        headers = request.headers
+        try:
+            security.verify(
+                secret=self.webhook_secret,
+                headers=headers,
+                query=request.query_params,
+                body=body,
+                now=time.time(),
+                schemes=self.schemes,
+            )
+        except security.Rejection as rejection:
+            log.warning("webhook refused path=%s status=%d reason=%s", path,
+                        rejection.status_code, rejection.error)
+            return JSONResponse(rejection.body(), status_code=rejection.status_code)
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media and media not in _JSON_TYPES and not media.endswith("+json"):
+            return _error(400, f"Content-Type {media!r} is not JSON: send application/json.")
+
+        payload: WebhookPayload | None = None
+        strict = any(wants_payload(h) or h.filter != Filter() for h in handlers)
+        try:
+            payload = WebhookPayload.model_validate_json(body)
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                return _error(400, "Body is not valid JSON.")
+            if strict:
+                fields = [
+                    {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+                    for e in exc.errors()[:20]
+                ]
+                return _error(422, "Body is not a valid Hub webhook payload.", fields=fields)
+        matched = tuple(h.name for h in handlers if payload is None or h.filter.matches(payload))
+        query = "&".join(
+            f"{k}={v}" for k, v in request.query_params.multi_items() if k != "secret"
+        )
+        item = Incoming(
+            endpoint=path,
+            headers=inbox.safe_headers(headers.items()),
+            query=query,
+            body=body,
+            handlers=matched,
+            scope=payload.event.scope if payload else None,
+            action=payload.event.action if payload else None,
+            repo=payload.repo.name if payload else None,
+        )
+        # Shielded: once the body is in, storing it and starting its jobs must not be cut
+        # short by the sender hanging up.
+        try:
+            stored, tasks = await asyncio.shield(self._accept(item))
+        except Exception:
+            log.exception("could not store a delivery for %s", path)
+            return _error(503, "The inbox is unavailable; the delivery was not stored. Retry.")
+        if isinstance(stored, inbox.Duplicate):
+            log.info("delivery duplicate path=%s of=%s", path, stored.delivery_id)
+            return JSONResponse({"duplicate_of": stored.delivery_id})
+        log.info("delivery stored id=%s path=%s scope=%s repo=%s jobs=%d", stored.delivery_id,
+                 path, item.scope, item.repo, len(tasks))
+        if not tasks:
+            return JSONResponse({"handled": False, "delivery_id": stored.delivery_id})
+        return await self._answer(stored, tasks)
+
+    async def _accept(
+        self, item: Incoming
+    ) -> tuple[Accepted | inbox.Duplicate, dict[str, asyncio.Task[JobOutcome]]]:
+        assert self.db is not None and self.worker is not None
+        stored = await self.db.write(
+            partial(
+                inbox.store,
+                item=item,
+                worker=self.worker.id,
+                dedupe_window=self.settings.dedupe_window,
+                claim_ttl=self.settings.claim_ttl,
+            )
+        )
+        if not isinstance(stored, Accepted) or not stored.job_ids:
+            return stored, {}
+        claimed = [
+            ClaimedJob(
+                job_id=job_id,
+                delivery_id=stored.delivery_id,
+                handler=name,
+                attempt=1,
+                budget_start=0,
+                endpoint=item.endpoint,
+                headers=item.headers,
+                query=item.query,
+                body=item.body,
+                received_at=item.received_at,
+                started_at=time.time(),
+            )
+            for name, job_id in stored.job_ids.items()
+        ]
+        tasks = self.worker.launch(claimed)
+        return stored, {name: tasks[job_id] for name, job_id in stored.job_ids.items()}
+
+    async def _answer(
+        self, stored: Accepted, tasks: dict[str, asyncio.Task[JobOutcome]]
+    ) -> Response:
+        queued = JSONResponse(
+            {"delivery_id": stored.delivery_id, "status": "queued"}, status_code=202
+        )
+        _, pending = await asyncio.wait(
+            [asyncio.shield(t) for t in tasks.values()], timeout=self.settings.ack_budget
+        )
+        if pending:
+            return queued
+        outcomes = {}
+        for name, task in tasks.items():
+            if task.cancelled() or task.exception() is not None:
+                return queued
+            outcomes[name] = task.result()
+        if any(o.status != "succeeded" for o in outcomes.values()):
+            status = "dead" if all(o.status == "dead" for o in outcomes.values()) else "queued"
+            return JSONResponse(
+                {"delivery_id": stored.delivery_id, "status": status}, status_code=202
+            )
+        if len(outcomes) == 1:
+            (result,) = (o.result for o in outcomes.values())
+            if isinstance(result, Response):
+                return result
+            return _json_result(result)
+        return _json_result(
+            {"delivery_id": stored.delivery_id, "results": {n: o.result for n, o in outcomes.items()}}
+        )
+
+    # -- running -------------------------------------------------------------------------------
+
+    def launch(self, prevent_thread_lock: bool = False, **launch_kwargs: Any) -> None:
+        """Serve the app (blocking unless `prevent_thread_lock`), like huggingface_hub's launch.
+
+        Understands gradio's `server_name`, `server_port` and `share`; other keyword arguments
+        are accepted and ignored.
+        """
+        from .serving import serve
+
+        serve(
+            self,
+            host=launch_kwargs.get("server_name"),
+            port=launch_kwargs.get("server_port"),
+            share=bool(launch_kwargs.get("share", False)),
+            block=not prevent_thread_lock,
+        )
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _json_result(value: Any) -> Response:
+    from fastapi.encoders import jsonable_encoder
+
+    try:
+        return JSONResponse(jsonable_encoder(value))
+    except Exception:
+        return JSONResponse({"result": repr(value)[:2000]})
+
+
+# -- huggingface_hub's module-level decorator -------------------------------------------------
+
+_shared_server: WebhooksServer | None = None
+
+
+def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[[F], F]:
+    """Register a webhook on one shared server that starts when the interpreter exits.
+
+    `fn.launch()` starts it at once instead (huggingface_hub's notebook usage). This is the one
+    place spacehooks sets an attribute on a user's function, because that API requires it.
+    """
+    import atexit
+
+    if callable(path):
+        return webhook_endpoint()(path)  # type: ignore[return-value]
+
+    def register(fn: F) -> F:
+        global _shared_server
+        if _shared_server is None:
+            _shared_server = WebhooksServer(routers=[])
+            atexit.register(_shared_server.launch)
+        server = _shared_server
+        server.add_webhook(path)(fn)
+
+        def launch_now(**kwargs: Any) -> None:
+            atexit.unregister(server.launch)
+            server.launch(**kwargs)
+
+        fn.launch = launch_now  # type: ignore[attr-defined]
+        return fn
+
+    return register
+

@@ -1,0 +1,280 @@
+"""The database: engine, schema, schema version, and the group-commit writer.
+
+SQLite (one file, WAL, ``synchronous=FULL``) by default; PostgreSQL for several replicas. The
+code is the same for both except where noted (`is_postgres`).
+
+Writes go through one `Writer` thread per process. Every write is a function of a connection;
+the writer takes all the functions waiting at that moment and runs them in one transaction, so
+N concurrent webhook requests cost one fsync, not N ("group commit"). If a batch fails, each of
+its writes is retried alone, so one bad write cannot fail its neighbours. Reads use the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Database",
+    "SchemaTooNew",
+    "attempts",
+    "deliveries",
+    "jobs",
+    "metadata",
+]
+
+log = logging.getLogger("spacehooks.db")
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_MAX_BATCH = 256
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "spacehooks_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("endpoint", sa.String(255), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),  # JSON, secrets removed
+    sa.Column("query", sa.Text, nullable=False),  # query string, secret removed
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    sa.Column("scope", sa.String(128)),
+    sa.Column("action", sa.String(64)),
+    sa.Column("repo", sa.String(255)),
+    # queued | running | retrying | succeeded | dead | unhandled (derived from the jobs)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Index("ix_deliveries_key", "idempotency_key", "received_at"),
+    sa.Index("ix_deliveries_received", "received_at"),
+    sa.Index("ix_deliveries_status", "status", "received_at"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("delivery_id", sa.String(32), sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("handler", sa.String(255), nullable=False),
+    # queued | running | succeeded | dead
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # attempts made before the last replay: the retry budget counts from here
+    sa.Column("budget_start", sa.Integer, nullable=False, default=0),
+    sa.Column("next_run_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claim_expires_at", sa.Float),
+    sa.Column("result", sa.Text),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_jobs_delivery", "delivery_id"),
+    sa.Index("ix_jobs_due", "status", "next_run_at"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    # succeeded | failed | dead
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.Index("ix_attempts_job", "job_id"),
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer spacehooks than this one."""
+
+
+def _normalize_url(url: str) -> str:
+    if url.startswith(("postgres://", "postgresql://")):
+        rest = url.split("://", 1)[1]
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise RuntimeError(
+                "DATABASE_URL points at PostgreSQL but the driver is missing: "
+                "pip install 'spacehooks[postgres]'."
+            ) from None
+        return "postgresql+psycopg://" + rest
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's `begin` event decide how transactions start (see below).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk (fsync) before it returns; the inbox promises that.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front so a reader-turned-writer never gets SQLITE_BUSY.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """An engine with the spacehooks schema, and its group-commit writer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _normalize_url(url)
+        self.is_postgres = self.url.startswith("postgresql")
+        if self.url.startswith("sqlite:///"):
+            path = self.url[len("sqlite:///") :]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(
+            self.url,
+            pool_pre_ping=self.is_postgres,
+            pool_size=8,
+            max_overflow=8,
+        )
+        if not self.is_postgres:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        self._writer: _Writer | None = None
+
+    def __repr__(self) -> str:
+        # The URL may hold a password; show only the dialect and where.
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def create_schema(self) -> None:
+        """Create the tables on first start; refuse a database written by a newer version."""
+        with self.begin() as conn:
+            if self.is_postgres:
+                # Two replicas starting at once must not race on CREATE TABLE.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
+            metadata.create_all(conn, checkfirst=True)
+            row = conn.execute(
+                sa.select(meta.c.value).where(meta.c.key == "schema_version")
+            ).scalar_one_or_none()
+            if row is None:
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(row) > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"The database at {self.engine.url.render_as_string(hide_password=True)} has "
+                    f"schema version {row}, but this spacehooks knows versions up to "
+                    f"{SCHEMA_VERSION}. Upgrade spacehooks, or point SPACEHOOKS_DB/DATABASE_URL "
+                    "at another database."
+                )
+
+    def begin(self) -> Any:
+        """A write transaction on a pooled connection (``with db.begin() as conn``)."""
+        return self.engine.execution_options(sqlite_immediate=True).begin()
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            return fn(conn)
+
+    async def aread(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.to_thread(self.read, fn)
+
+    # -- group commit -------------------------------------------------------------------------
+
+    def start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = _Writer(self)
+            self._writer.start()
+
+    def submit(self, fn: Callable[[Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue a write for the next group commit; the future resolves after COMMIT."""
+        if self._writer is None:
+            raise RuntimeError("The database writer is not running (the app was not started).")
+        return self._writer.submit(fn)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        self.engine.dispose()
+
+
+class _Writer(threading.Thread):
+    def __init__(self, db: Database) -> None:
+        super().__init__(name="spacehooks-db-writer", daemon=True)
+        self.db = db
+        self.queue: queue.Queue[tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]] | None] = (
+            queue.Queue()
+        )
+
+    def submit(self, fn: Callable[[Connection], T]) -> concurrent.futures.Future[T]:
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self.queue.put((fn, fut))
+        return fut
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self.queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]]]) -> None:
+        try:
+            with self.db.begin() as conn:
+                results = [fn(conn) for fn, _ in batch]
+        except Exception:
+            if len(batch) == 1:
+                fn, fut = batch[0]
+                try:
+                    with self.db.begin() as conn:
+                        result = fn(conn)
+                except Exception as exc:
+                    log.exception("database write failed")
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+                return
+            # Isolate the failing write: everything else still commits, one by one.
+            for one in batch:
+                self._commit([one])
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            fut.set_result(result)

@@ -1,0 +1,543 @@
+"""The inbox: deliveries stored durably, and the jobs they become.
+
+Every function here takes a SQLAlchemy connection inside a transaction and does one step of a
+delivery's life; `Database.write` runs them in group commits. Nothing here runs handlers.
+
+A delivery's jobs go ``queued -> running -> succeeded | queued (retry) | dead``. A running job
+belongs to the worker named in ``claimed_by`` until ``claim_expires_at``; the worker renews the
+claim while the handler runs, so a claim that expires means its process died, and the job may be
+taken by another (or the restarted) process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .db import attempts, deliveries, jobs
+
+__all__ = [
+    "Accepted",
+    "ClaimedJob",
+    "Duplicate",
+    "Incoming",
+    "claim_due",
+    "delivery_detail",
+    "finish_job",
+    "idempotency_key",
+    "list_deliveries",
+    "prune",
+    "release_claims",
+    "renew_claims",
+    "replay",
+    "replay_dead",
+    "store",
+]
+
+# Headers never stored: they carry secrets.
+_SECRET_HEADERS = frozenset({"x-webhook-secret", "authorization", "cookie", "proxy-authorization"})
+_PENDING = ("queued", "running")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def idempotency_key(endpoint: str, headers: Mapping[str, str], body: bytes) -> str:
+    """The sender's delivery id when it sends one, else a digest of endpoint and body."""
+    sender_id = headers.get("webhook-id")
+    if sender_id:
+        return "id:" + sender_id[:120]
+    return "sha256:" + hashlib.sha256(endpoint.encode() + b"\0" + body).hexdigest()
+
+
+def safe_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {k: v for k, v in headers if k.lower() not in _SECRET_HEADERS}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A verified, parsed request, ready to be stored."""
+
+    endpoint: str
+    headers: dict[str, str]
+    query: str
+    body: bytes
+    handlers: tuple[str, ...]
+    scope: str | None = None
+    action: str | None = None
+    repo: str | None = None
+    received_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    delivery_id: str
+    job_ids: dict[str, str]  # handler name -> job id
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """Everything a worker needs to run one attempt of a job."""
+
+    job_id: str
+    delivery_id: str
+    handler: str
+    attempt: int  # the number of this attempt, 1-based
+    budget_start: int
+    endpoint: str
+    headers: dict[str, str]
+    query: str
+    body: bytes
+    received_at: float
+    started_at: float
+
+
+def store(
+    conn: Connection,
+    item: Incoming,
+    *,
+    worker: str,
+    dedupe_window: float,
+    claim_ttl: float,
+) -> Accepted | Duplicate:
+    """Store a delivery and its jobs, or recognise it as a duplicate.
+
+    Jobs are created already claimed by `worker`, because they start at once in this process.
+    """
+    now = item.received_at
+    key = idempotency_key(item.endpoint, item.headers, item.body)
+    previous = conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.received_at, deliveries.c.status)
+        .where(deliveries.c.idempotency_key == key)
+        .order_by(deliveries.c.received_at.desc())
+        .limit(1)
+    ).first()
+    if previous is not None and (
+        now - previous.received_at <= dedupe_window or previous.status in _PENDING
+    ):
+        return Duplicate(previous.id)
+    delivery_id = new_id()
+    conn.execute(
+        deliveries.insert().values(
+            id=delivery_id,
+            endpoint=item.endpoint,
+            received_at=now,
+            headers=json.dumps(item.headers),
+            query=item.query,
+            body=item.body,
+            idempotency_key=key,
+            scope=item.scope,
+            action=item.action,
+            repo=item.repo,
+            status="running" if item.handlers else "unhandled",
+        )
+    )
+    job_ids = {name: new_id() for name in item.handlers}
+    if job_ids:
+        conn.execute(
+            jobs.insert(),
+            [
+                dict(
+                    id=job_id,
+                    delivery_id=delivery_id,
+                    handler=name,
+                    status="running",
+                    attempts=0,
+                    budget_start=0,
+                    next_run_at=now,
+                    claimed_by=worker,
+                    claim_expires_at=now + claim_ttl,
+                    updated_at=now,
+                )
+                for name, job_id in job_ids.items()
+            ],
+        )
+    return Accepted(delivery_id, job_ids)
+
+
+def _claimed_rows(conn: Connection, job_ids: Sequence[str], now: float) -> list[ClaimedJob]:
+    if not job_ids:
+        return []
+    rows = conn.execute(
+        sa.select(
+            jobs.c.id,
+            jobs.c.delivery_id,
+            jobs.c.handler,
+            jobs.c.attempts,
+            jobs.c.budget_start,
+            deliveries.c.endpoint,
+            deliveries.c.headers,
+            deliveries.c.query,
+            deliveries.c.body,
+            deliveries.c.received_at,
+        )
+        .join(deliveries, deliveries.c.id == jobs.c.delivery_id)
+        .where(jobs.c.id.in_(job_ids))
+    ).all()
+    return [
+        ClaimedJob(
+            job_id=r.id,
+            delivery_id=r.delivery_id,
+            handler=r.handler,
+            attempt=r.attempts + 1,
+            budget_start=r.budget_start,
+            endpoint=r.endpoint,
+            headers=json.loads(r.headers),
+            query=r.query,
+            body=r.body,
+            received_at=r.received_at,
+            started_at=now,
+        )
+        for r in rows
+    ]
+
+
+def load_claimed(conn: Connection, job_ids: Sequence[str], now: float) -> list[ClaimedJob]:
+    """The run data of jobs this worker already holds (fresh ones, from `store`)."""
+    return _claimed_rows(conn, job_ids, now)
+
+
+def claim_due(
+    conn: Connection,
+    *,
+    worker: str,
+    now: float,
+    claim_ttl: float,
+    limit: int,
+    handlers: Iterable[str],
+) -> list[ClaimedJob]:
+    """Claim up to `limit` jobs that are due, or whose claim expired (their process died).
+
+    On PostgreSQL the candidate rows are locked with SKIP LOCKED, so concurrent replicas claim
+    disjoint sets; on SQLite the writer's IMMEDIATE transaction already serialises claims.
+    """
+    names = list(handlers)
+    if limit <= 0 or not names:
+        return []
+    due = sa.or_(
+        sa.and_(jobs.c.status == "queued", jobs.c.next_run_at <= now),
+        sa.and_(jobs.c.status == "running", jobs.c.claim_expires_at < now),
+    )
+    candidates = (
+        sa.select(jobs.c.id)
+        .where(due, jobs.c.handler.in_(names))
+        .order_by(jobs.c.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(conn.execute(candidates).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.id.in_(ids))
+        .values(status="running", claimed_by=worker, claim_expires_at=now + claim_ttl, updated_at=now)
+    )
+    delivery_ids = conn.execute(
+        sa.select(jobs.c.delivery_id).where(jobs.c.id.in_(ids)).distinct()
+    ).scalars()
+    for delivery_id in list(delivery_ids):
+        _refresh_status(conn, delivery_id)
+    return _claimed_rows(conn, ids, now)
+
+
+def renew_claims(conn: Connection, *, worker: str, job_ids: Sequence[str], until: float) -> int:
+    """Extend this worker's claims (heartbeat); returns how many it still holds."""
+    if not job_ids:
+        return 0
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.id.in_(job_ids), jobs.c.claimed_by == worker, jobs.c.status == "running")
+        .values(claim_expires_at=until)
+    )
+    return result.rowcount
+
+
+def release_claims(conn: Connection, *, worker: str, now: float) -> int:
+    """Give back every job this worker holds (graceful shutdown), due at once for others."""
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.claimed_by == worker, jobs.c.status == "running")
+        .values(status="queued", claimed_by=None, claim_expires_at=None, next_run_at=now)
+    )
+    return result.rowcount
+
+
+def reclaim_all_running(conn: Connection, *, now: float) -> int:
+    """SQLite has one process: at its start, anything 'running' was interrupted by a crash."""
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.status == "running")
+        .values(status="queued", claimed_by=None, claim_expires_at=None, next_run_at=now)
+    )
+    return result.rowcount
+
+
+def finish_job(
+    conn: Connection,
+    *,
+    job: ClaimedJob,
+    worker: str,
+    outcome: str,
+    finished_at: float,
+    result: str | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+    retry_at: float | None = None,
+) -> bool:
+    """Record one attempt and move the job on. Returns False if the claim was lost meanwhile.
+
+    `outcome` is ``succeeded``, ``failed`` (retry at `retry_at`) or ``dead``.
+    """
+    status = {"succeeded": "succeeded", "failed": "queued", "dead": "dead"}[outcome]
+    updated = conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job.job_id, jobs.c.claimed_by == worker, jobs.c.status == "running")
+        .values(
+            status=status,
+            attempts=job.attempt,
+            next_run_at=retry_at if retry_at is not None else finished_at,
+            claimed_by=None,
+            claim_expires_at=None,
+            result=result,
+            last_error=error,
+            updated_at=finished_at,
+        )
+    ).rowcount
+    conn.execute(
+        attempts.insert().values(
+            job_id=job.job_id,
+            number=job.attempt,
+            worker=worker,
+            started_at=job.started_at,
+            finished_at=finished_at,
+            outcome=outcome if updated else "superseded",
+            error=error,
+            traceback=traceback,
+        )
+    )
+    _refresh_status(conn, job.delivery_id)
+    return bool(updated)
+
+
+def _refresh_status(conn: Connection, delivery_id: str) -> None:
+    """Derive a delivery's status from its jobs (what the console filters on)."""
+    rows = conn.execute(
+        sa.select(jobs.c.status, jobs.c.attempts).where(jobs.c.delivery_id == delivery_id)
+    ).all()
+    statuses = {r.status for r in rows}
+    if not rows:
+        status = "unhandled"
+    elif "running" in statuses:
+        status = "running"
+    elif "queued" in statuses:
+        status = "retrying" if any(r.attempts for r in rows) else "queued"
+    elif "dead" in statuses:
+        status = "dead"
+    else:
+        status = "succeeded"
+    conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(status=status))
+
+
+def replay(conn: Connection, delivery_id: str, *, now: float) -> list[str]:
+    """Queue every job of a delivery again, with a fresh retry budget. Returns the job ids.
+
+    A job that is running now is left alone (it is being tried already).
+    """
+    ids = list(
+        conn.execute(
+            sa.select(jobs.c.id).where(jobs.c.delivery_id == delivery_id, jobs.c.status != "running")
+        ).scalars()
+    )
+    if ids:
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.id.in_(ids))
+            .values(
+                status="queued",
+                next_run_at=now,
+                budget_start=jobs.c.attempts,
+                claimed_by=None,
+                claim_expires_at=None,
+                updated_at=now,
+            )
+        )
+        _refresh_status(conn, delivery_id)
+    return ids
+
+
+def replay_dead(conn: Connection, endpoint: str | None, *, now: float) -> list[str]:
+    """Replay every delivery with a dead job (of one endpoint, or all). Returns delivery ids."""
+    query = sa.select(deliveries.c.id).where(deliveries.c.status == "dead")
+    if endpoint:
+        query = query.where(deliveries.c.endpoint == endpoint)
+    delivery_ids = list(conn.execute(query).scalars())
+    for delivery_id in delivery_ids:
+        replay(conn, delivery_id, now=now)
+    return delivery_ids
+
+
+def prune(conn: Connection, *, older_than: float) -> int:
+    """Delete succeeded and unhandled deliveries received before `older_than`; dead ones stay."""
+    old = sa.select(deliveries.c.id).where(
+        deliveries.c.received_at < older_than,
+        deliveries.c.status.in_(("succeeded", "unhandled")),
+    )
+    old_ids = list(conn.execute(old).scalars())
+    for start in range(0, len(old_ids), 500):
+        chunk = old_ids[start : start + 500]
+        job_ids = sa.select(jobs.c.id).where(jobs.c.delivery_id.in_(chunk))
+        conn.execute(attempts.delete().where(attempts.c.job_id.in_(job_ids)))
+        conn.execute(jobs.delete().where(jobs.c.delivery_id.in_(chunk)))
+        conn.execute(deliveries.delete().where(deliveries.c.id.in_(chunk)))
+    return len(old_ids)
+
+
+# -- queries for the API and the console ------------------------------------------------------
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def list_deliveries(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    endpoint: str | None = None,
+    repo: str | None = None,
+    scope: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """A page of deliveries, newest first, with the total that match the filters."""
+    conds = []
+    if status:
+        conds.append(deliveries.c.status == status)
+    if endpoint:
+        conds.append(deliveries.c.endpoint == endpoint)
+    if repo:
+        conds.append(deliveries.c.repo == repo)
+    if scope:
+        conds.append(sa.or_(deliveries.c.scope == scope, deliveries.c.scope.like(scope + ".%")))
+    if since is not None:
+        conds.append(deliveries.c.received_at >= since)
+    if until is not None:
+        conds.append(deliveries.c.received_at < until)
+    where = sa.and_(sa.true(), *conds)
+    total = conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(where)).scalar_one()
+    attempt_count = (
+        sa.select(sa.func.coalesce(sa.func.sum(jobs.c.attempts), 0))
+        .where(jobs.c.delivery_id == deliveries.c.id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            deliveries.c.id,
+            deliveries.c.endpoint,
+            deliveries.c.received_at,
+            deliveries.c.scope,
+            deliveries.c.action,
+            deliveries.c.repo,
+            deliveries.c.status,
+            attempt_count.label("attempts"),
+        )
+        .where(where)
+        .order_by(deliveries.c.received_at.desc(), deliveries.c.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    items = [
+        {
+            "id": r.id,
+            "endpoint": r.endpoint,
+            "received_at": _iso(r.received_at),
+            "scope": r.scope,
+            "action": r.action,
+            "repo": r.repo,
+            "status": r.status,
+            "attempts": int(r.attempts),
+        }
+        for r in rows
+    ]
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def delivery_detail(conn: Connection, delivery_id: str) -> dict[str, Any] | None:
+    """One delivery with its payload, its jobs and every attempt of each."""
+    d = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()
+    if d is None:
+        return None
+    job_rows = conn.execute(
+        sa.select(jobs).where(jobs.c.delivery_id == delivery_id).order_by(jobs.c.handler)
+    ).all()
+    attempt_rows = conn.execute(
+        sa.select(attempts)
+        .where(attempts.c.job_id.in_([j.id for j in job_rows]))
+        .order_by(attempts.c.job_id, attempts.c.number, attempts.c.id)
+    ).all()
+    try:
+        payload: Any = json.loads(d.body)
+    except ValueError:
+        payload = d.body.decode("utf-8", "replace")
+    return {
+        "id": d.id,
+        "endpoint": d.endpoint,
+        "received_at": _iso(d.received_at),
+        "scope": d.scope,
+        "action": d.action,
+        "repo": d.repo,
+        "status": d.status,
+        "headers": json.loads(d.headers),
+        "payload": payload,
+        "jobs": [
+            {
+                "id": j.id,
+                "handler": j.handler,
+                "status": j.status,
+                "attempts": j.attempts,
+                "next_run_at": _iso(j.next_run_at) if j.status == "queued" else None,
+                "result": json.loads(j.result) if j.result else None,
+                "last_error": j.last_error,
+                "history": [
+                    {
+                        "number": a.number,
+                        "worker": a.worker,
+                        "started_at": _iso(a.started_at),
+                        "finished_at": _iso(a.finished_at),
+                        "duration_s": round(a.finished_at - a.started_at, 4),
+                        "outcome": a.outcome,
+                        "error": a.error,
+                        "traceback": a.traceback,
+                    }
+                    for a in attempt_rows
+                    if a.job_id == j.id
+                ],
+            }
+            for j in job_rows
+        ],
+    }
+
+
+def counts_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+    ).all()
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,106 @@
+"""The Gradio landing page, mounted lazily so that webhooks never wait for Gradio.
+
+Importing Gradio takes seconds. `LazyUI` is mounted at `/` of spacehooks' FastAPI app from the
+start; until the UI is ready it answers with a small "starting" page. `load` imports Gradio and
+builds the page in a worker thread, mounts it with `gradio.mount_gradio_app` onto a holder app,
+enters that app's lifespan (Gradio's startup events) on our loop, and from then on forwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import WebhooksServer
+
+__all__ = ["LazyUI", "landing_markdown"]
+
+log = logging.getLogger("spacehooks.ui")
+
+_STARTING = (
+    b"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=1>"
+    b"<title>spacehooks</title><p>spacehooks is starting its console&hellip; "
+    b"webhooks are already being received.</p>"
+)
+
+
+def landing_markdown(server: WebhooksServer, base_url: str) -> str:
+    """The public landing page: what this is, the webhook URLs, how to register them."""
+    paths = server.router.paths()
+    urls = "\n".join(f"- `POST {base_url}{p}`" for p in paths) or "- (no webhook registered yet)"
+    secret = (
+        "A webhook secret is configured: the Hub must send the same value."
+        if server.webhook_secret
+        else "**No webhook secret is configured**: these endpoints accept anyone's requests."
+    )
+    return (
+        "# spacehooks\n\n"
+        "This server receives Hugging Face Hub webhooks, stores every delivery durably and runs "
+        "the automations registered for it, with retries and replay.\n\n"
+        f"## Webhook URLs\n\n{urls}\n\n{secret}\n\n"
+        "## Register a URL on the Hub\n\n"
+        "Open https://huggingface.co/settings/webhooks, choose *Add a new webhook*, paste a URL "
+        "above, pick the repos or users to watch and the events (repo, discussion), and set the "
+        "secret to the value of `WEBHOOK_SECRET`."
+    )
+
+
+def _build_holder(server: WebhooksServer) -> Any:
+    """Import Gradio, build the page and mount it on a fresh FastAPI app (runs in a thread)."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    blocks = server._ui
+    if blocks is None:
+        base = server.settings.public_url("")
+        with gr.Blocks(title="spacehooks") as blocks:
+            gr.Markdown(landing_markdown(server, base))
+    holder = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    return gr.mount_gradio_app(holder, blocks, path="/")
+
+
+class LazyUI:
+    """An ASGI app that forwards to the Gradio app once it is loaded."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.failed: str | None = None
+
+    async def load(self, server: WebhooksServer, stack: contextlib.AsyncExitStack) -> None:
+        try:
+            holder = await asyncio.to_thread(_build_holder, server)
+            await stack.enter_async_context(holder.router.lifespan_context(holder))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the UI failing must not stop webhooks
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.exception("the console could not be loaded; webhooks keep working")
+            return
+        self.app = holder
+        log.info("console ready")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.app is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+            return
+        status = 200 if scope["path"] in ("", "/") and not self.failed else 503
+        body = _STARTING if not self.failed else b"The console failed to load; see the logs."
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"retry-after", b"1"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
