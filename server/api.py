@@ -51,7 +51,9 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
                 value.strip().encode(), token.get_secret_value().encode()
             ):
                 return
-            raise HTTPException(401, "Admin routes need 'Authorization: Bearer <SPACEHOOKS_ADMIN_TOKEN>'.")
+            raise HTTPException(
+                401, "Admin routes need 'Authorization: Bearer <SPACEHOOKS_ADMIN_TOKEN>'."
+            )
         host = request.client.host if request.client else ""
         relayed = any(h in request.headers for h in _FORWARDED)
         if server.settings.on_space or relayed or host not in _LOOPBACK:
@@ -78,7 +80,7 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
         else:
             try:
                 await server.db.aread(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            except Exception as exc:
                 problems.append(f"database unreachable: {type(exc).__name__}")
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)

@@ -294,8 +294,12 @@ class WebhooksServer:
                 schemes=self.schemes,
             )
         except security.Rejection as rejection:
-            log.warning("webhook refused path=%s status=%d reason=%s", path,
-                        rejection.status_code, rejection.error)
+            log.warning(
+                "webhook refused path=%s status=%d reason=%s",
+                path,
+                rejection.status_code,
+                rejection.error,
+            )
             return JSONResponse(rejection.body(), status_code=rejection.status_code)
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media and media not in _JSON_TYPES and not media.endswith("+json"):
@@ -315,9 +319,7 @@ class WebhooksServer:
                 ]
                 return _error(422, "Body is not a valid Hub webhook payload.", fields=fields)
         matched = tuple(h.name for h in handlers if payload is None or h.filter.matches(payload))
-        query = "&".join(
-            f"{k}={v}" for k, v in request.query_params.multi_items() if k != "secret"
-        )
+        query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "secret")
         item = Incoming(
             endpoint=path,
             headers=inbox.safe_headers(headers.items()),
@@ -338,8 +340,14 @@ class WebhooksServer:
         if isinstance(stored, inbox.Duplicate):
             log.info("delivery duplicate path=%s of=%s", path, stored.delivery_id)
             return JSONResponse({"duplicate_of": stored.delivery_id})
-        log.info("delivery stored id=%s path=%s scope=%s repo=%s jobs=%d", stored.delivery_id,
-                 path, item.scope, item.repo, len(tasks))
+        log.info(
+            "delivery stored id=%s path=%s scope=%s repo=%s jobs=%d",
+            stored.delivery_id,
+            path,
+            item.scope,
+            item.repo,
+            len(tasks),
+        )
         if not tasks:
             return JSONResponse({"handled": False, "delivery_id": stored.delivery_id})
         return await self._answer(stored, tasks)
@@ -405,7 +413,10 @@ class WebhooksServer:
                 return result
             return _json_result(result)
         return _json_result(
-            {"delivery_id": stored.delivery_id, "results": {n: o.result for n, o in outcomes.items()}}
+            {
+                "delivery_id": stored.delivery_id,
+                "results": {n: o.result for n, o in outcomes.items()},
+            }
         )
 
     # -- running -------------------------------------------------------------------------------
@@ -472,4 +483,3 @@ def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[[
         return fn
 
     return register
-

@@ -225,9 +225,9 @@ class _Writer(threading.Thread):
     def __init__(self, db: Database) -> None:
         super().__init__(name="spacehooks-db-writer", daemon=True)
         self.db = db
-        self.queue: queue.Queue[tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]] | None] = (
-            queue.Queue()
-        )
+        self.queue: queue.Queue[
+            tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]] | None
+        ] = queue.Queue()
 
     def submit(self, fn: Callable[[Connection], T]) -> concurrent.futures.Future[T]:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
@@ -256,7 +256,9 @@ class _Writer(threading.Thread):
                 batch.append(nxt)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]]]) -> None:
+    def _commit(
+        self, batch: list[tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]]]
+    ) -> None:
         try:
             with self.db.begin() as conn:
                 results = [fn(conn) for fn, _ in batch]

@@ -246,7 +246,9 @@ def claim_due(
     conn.execute(
         jobs.update()
         .where(jobs.c.id.in_(ids))
-        .values(status="running", claimed_by=worker, claim_expires_at=now + claim_ttl, updated_at=now)
+        .values(
+            status="running", claimed_by=worker, claim_expires_at=now + claim_ttl, updated_at=now
+        )
     )
     delivery_ids = conn.execute(
         sa.select(jobs.c.delivery_id).where(jobs.c.id.in_(ids)).distinct()
@@ -361,7 +363,9 @@ def replay(conn: Connection, delivery_id: str, *, now: float) -> list[str]:
     """
     ids = list(
         conn.execute(
-            sa.select(jobs.c.id).where(jobs.c.delivery_id == delivery_id, jobs.c.status != "running")
+            sa.select(jobs.c.id).where(
+                jobs.c.delivery_id == delivery_id, jobs.c.status != "running"
+            )
         ).scalars()
     )
     if ids:
@@ -442,7 +446,9 @@ def list_deliveries(
     if until is not None:
         conds.append(deliveries.c.received_at < until)
     where = sa.and_(sa.true(), *conds)
-    total = conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(where)).scalar_one()
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(deliveries).where(where)
+    ).scalar_one()
     attempt_count = (
         sa.select(sa.func.coalesce(sa.func.sum(jobs.c.attempts), 0))
         .where(jobs.c.delivery_id == deliveries.c.id)
@@ -537,7 +543,5 @@ def delivery_detail(conn: Connection, delivery_id: str) -> dict[str, Any] | None
 
 
 def counts_by_status(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
-    ).all()
+    rows = conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)).all()
     return {status: int(n) for status, n in rows}

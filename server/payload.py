@@ -37,7 +37,9 @@ __all__ = [
 ]
 
 # The scopes the Hub documents today (hub-api.md, "Scopes").
-KNOWN_SCOPES = frozenset({"repo", "repo.content", "repo.config", "discussion", "discussion.comment"})
+KNOWN_SCOPES = frozenset(
+    {"repo", "repo.content", "repo.config", "discussion", "discussion.comment"}
+)
 
 
 def scope_matches(scope: str, wanted: str) -> bool:
@@ -128,7 +130,7 @@ class WebhookPayloadRepo(ObjectId):
     url: WebhookPayloadUrl
 
     @property
-    def headSha(self) -> str | None:  # noqa: N802 - the Hub's own key, for symmetry with updatedRefs
+    def headSha(self) -> str | None:
         return self.head_sha
 
 

@@ -38,7 +38,7 @@ DEFAULT_PATH = "/webhooks/hub"
 
 
 def normalize_path(path: str) -> str:
-    """`"x"`, `"/x"`, `"/x/"` and `"/webhooks/x"` all mean `/webhooks/x` (huggingface_hub's rule)."""
+    """`"x"`, `"/x"`, `"/x/"` and `"/webhooks/x"` all mean `/webhooks/x` (as huggingface_hub)."""
     name = path.strip("/")
     if name.startswith("webhooks/"):
         name = name[len("webhooks/") :]
@@ -91,7 +91,7 @@ class Filter:
     refs: tuple[str, ...] = ()
 
     def matches(self, payload: WebhookPayload) -> bool:
-        scope, action = payload.event.effective
+        _, action = payload.event.effective
         if self.scopes and not any(scope_matches(payload.event.scope, s) for s in self.scopes):
             return False
         if self.actions and action not in self.actions and payload.event.action not in self.actions:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -31,10 +32,12 @@ def webhook_urls(server: WebhooksServer, base_url: str) -> list[str]:
 def open_tunnel(port: int) -> str | None:
     """Open Gradio's share tunnel to `port`; None (and one log line) when it cannot."""
     try:
-        from gradio.networking import setup_tunnel
+        from .ui import import_gradio
 
-        return setup_tunnel("127.0.0.1", port, secrets.token_urlsafe(32), None, None)
-    except Exception as exc:  # noqa: BLE001 - no network is an expected condition
+        return import_gradio().networking.setup_tunnel(
+            "127.0.0.1", port, secrets.token_urlsafe(32), None, None
+        )
+    except Exception as exc:
         log.warning(
             "--share: could not open a public tunnel (%s: %s); serving locally only.",
             type(exc).__name__,
@@ -43,19 +46,30 @@ def open_tunnel(port: int) -> str | None:
         return None
 
 
-def _announce(server: WebhooksServer, userver: uvicorn.Server, port: int, share: bool) -> None:
-    while not userver.started and not userver.should_exit:
-        time.sleep(0.05)
-    if userver.should_exit:
-        return
-    shown_host = "127.0.0.1" if userver.config.host in ("0.0.0.0", "::") else userver.config.host
-    base = server.settings.public_url(f"http://{shown_host}:{port}")
-    if share:
-        tunnel = open_tunnel(port)
-        if tunnel:
-            base = tunnel
-    lines = "\n".join(f"  - POST {url}" for url in webhook_urls(server, base)) or "  (none)"
-    log.info("Webhooks are ready:\n%s\nRegister them at https://huggingface.co/settings/webhooks", lines)
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing the webhook URLs once it listens."""
+
+    def __init__(self, config: uvicorn.Config, app: WebhooksServer, share: bool) -> None:
+        super().__init__(config)
+        self.spacehooks = app
+        self.share = share
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:
+            return
+        host = self.config.host
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        base = self.spacehooks.settings.public_url(f"http://{shown_host}:{self.config.port}")
+        if self.share:
+            tunnel = await asyncio.to_thread(open_tunnel, self.config.port)
+            base = tunnel or base
+        urls = webhook_urls(self.spacehooks, base)
+        lines = "\n".join(f"  - POST {url}" for url in urls) or "  (no webhook registered)"
+        log.info(
+            "Webhooks are ready:\n%s\nRegister them at https://huggingface.co/settings/webhooks",
+            lines,
+        )
 
 
 def serve(
@@ -79,10 +93,7 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=int(server.settings.shutdown_grace) + 5,
     )
-    userver = uvicorn.Server(config)
-    threading.Thread(
-        target=_announce, args=(server, userver, port, share), daemon=True, name="spacehooks-announce"
-    ).start()
+    userver = _Server(config, server, share)
     if block:
         userver.run()
     else:

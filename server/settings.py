@@ -23,7 +23,7 @@ start with one line naming the variable, the value's problem and the expected fo
 | SPACEHOOKS_CONCURRENCY | 16 | jobs run at once by one process |
 | SPACEHOOKS_SHUTDOWN_GRACE | 20 | seconds running jobs get to finish on SIGTERM |
 | SPACEHOOKS_LOG_LEVEL | INFO | logging level |
-| SPACEHOOKS_ADMIN_TOKEN | none | bearer token for the admin API (else: loopback only, off a Space) |
+| SPACEHOOKS_ADMIN_TOKEN | none | bearer token for the admin API (else loopback only, off Spaces) |
 """
 
 from __future__ import annotations
@@ -68,14 +68,6 @@ class Settings(BaseModel):
     log_level: str = Field("INFO", alias="SPACEHOOKS_LOG_LEVEL")
     admin_token: SecretStr | None = Field(None, alias="SPACEHOOKS_ADMIN_TOKEN")
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # An empty Space variable means "not set", not "set to the empty string".
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
     @field_validator("hf_endpoint")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str:
@@ -94,7 +86,8 @@ class Settings(BaseModel):
         """Read and validate the environment (default `os.environ`); raise `ConfigError`."""
         source = dict(os.environ if env is None else env)
         fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        data: dict[str, Any] = {k: v for k, v in source.items() if k in fields}
+        # An empty Space variable means "not set" (the default applies), not "".
+        data: dict[str, Any] = {k: v for k, v in source.items() if k in fields and v.strip()}
         data.update(overrides)
         try:
             return cls.model_validate(data)
@@ -102,7 +95,12 @@ class Settings(BaseModel):
             problems = []
             for err in exc.errors():
                 name = str(err["loc"][0]) if err["loc"] else "?"
-                secret = name in {"WEBHOOK_SECRET", "HF_TOKEN", "DATABASE_URL", "SPACEHOOKS_ADMIN_TOKEN"}
+                secret = name in {
+                    "WEBHOOK_SECRET",
+                    "HF_TOKEN",
+                    "DATABASE_URL",
+                    "SPACEHOOKS_ADMIN_TOKEN",
+                }
                 shown = "(hidden)" if secret else repr(err.get("input"))
                 problems.append(f"{name}={shown}: {err['msg']}")
             raise ConfigError("Bad configuration: " + "; ".join(problems)) from None

@@ -11,14 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import WebhooksServer
 
-__all__ = ["LazyUI", "landing_markdown"]
+__all__ = ["LazyUI", "import_gradio", "landing_markdown"]
 
 log = logging.getLogger("spacehooks.ui")
+
+_GRADIO_IMPORT = threading.Lock()
+
+
+def import_gradio() -> Any:
+    """Import Gradio once, from any thread (two threads importing it at once can each see
+    a half-initialised module)."""
+    with _GRADIO_IMPORT:
+        import gradio
+        import gradio.networking
+
+        return gradio
+
 
 _STARTING = (
     b"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=1>"
@@ -50,8 +64,9 @@ def landing_markdown(server: WebhooksServer, base_url: str) -> str:
 
 def _build_holder(server: WebhooksServer) -> Any:
     """Import Gradio, build the page and mount it on a fresh FastAPI app (runs in a thread)."""
-    import gradio as gr
     from fastapi import FastAPI
+
+    gr = import_gradio()
 
     blocks = server._ui
     if blocks is None:
@@ -75,7 +90,7 @@ class LazyUI:
             await stack.enter_async_context(holder.router.lifespan_context(holder))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the UI failing must not stop webhooks
+        except Exception as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
             log.exception("the console could not be loaded; webhooks keep working")
             return

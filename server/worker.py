@@ -121,7 +121,9 @@ class Worker:
             functools.partial(inbox.release_claims, worker=self.id, now=time.time())
         )
         if released:
-            log.warning("%d job(s) did not finish in time; they will run at the next start", released)
+            log.warning(
+                "%d job(s) did not finish in time; they will run at the next start", released
+            )
         self.running = False
         self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -155,7 +157,7 @@ class Worker:
                 result = await self._invoke(handler, job)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a handler may raise anything
+            except Exception as exc:
                 return await self._finish(job, handler, started, exc=exc)
             return await self._finish(job, handler, started, result=result)
 
@@ -189,7 +191,11 @@ class Worker:
             )
             log.info(
                 "job succeeded delivery=%s job=%s handler=%s attempt=%d duration_ms=%.1f",
-                job.delivery_id, job.job_id, job.handler, job.attempt, duration * 1000,
+                job.delivery_id,
+                job.job_id,
+                job.handler,
+                job.attempt,
+                duration * 1000,
             )
         else:
             error = f"{type(exc).__name__}: {exc}"[:4000]
@@ -217,7 +223,12 @@ class Worker:
             log.warning(
                 "job %s delivery=%s job=%s handler=%s attempt=%d duration_ms=%.1f error=%s%s",
                 "failed" if retry_at else "dead",
-                job.delivery_id, job.job_id, job.handler, job.attempt, duration * 1000, error,
+                job.delivery_id,
+                job.job_id,
+                job.handler,
+                job.attempt,
+                duration * 1000,
+                error,
                 f" retry_in_s={retry_at - now:.1f}" if retry_at else "",
             )
         # Recorded in the next group commit; the caller need not wait for the disk.
@@ -262,8 +273,11 @@ class Worker:
             cutoff = now - self.settings.retention_days * 86400
             pruned = await self.db.write(functools.partial(inbox.prune, older_than=cutoff))
             if pruned:
-                log.info("pruned %d succeeded deliveries older than %g days", pruned,
-                         self.settings.retention_days)
+                log.info(
+                    "pruned %d succeeded deliveries older than %g days",
+                    pruned,
+                    self.settings.retention_days,
+                )
 
     async def _heartbeat_loop(self) -> None:
         every = self.settings.claim_ttl / 3

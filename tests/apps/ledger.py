@@ -1,0 +1,33 @@
+"""Handlers for process-level tests: each run appends a line to a ledger file (a side effect
+that survives SIGKILL), so a test can count how often each delivery was processed."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from server import DeliveryContext, Router, WebhookPayload
+
+router = Router()
+
+
+@router.on("repo.content", name="ledger")
+def record(payload: WebhookPayload, ctx: DeliveryContext) -> dict:
+    time.sleep(random.uniform(0, float(os.environ.get("LEDGER_MAX_SLEEP", "0"))))
+    line = json.dumps(
+        {
+            "key": payload.webhook.id,
+            "delivery": ctx.delivery_id,
+            "attempt": ctx.attempt,
+            "pid": os.getpid(),
+        }
+    )
+    fd = os.open(os.environ["LEDGER_PATH"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return {"recorded": payload.webhook.id}
