@@ -49,18 +49,22 @@ def collect_routers(module_names: Sequence[str]) -> list:
     return routers
 
 
-def build_server(settings: Settings, handler_modules: Sequence[str] = ()) -> object:
+def build_server(
+    settings: Settings, handler_modules: Sequence[str] = (), *, ui: bool = True
+) -> object:
     from .app import WebhooksServer
 
     loaded = load_handlers(handler_modules)
-    return WebhooksServer(settings=settings, routers=collect_routers(loaded))
+    return WebhooksServer(
+        ui=None if ui else False, settings=settings, routers=collect_routers(loaded)
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
     from .serving import serve
 
     settings = Settings.from_env()
-    server = build_server(settings, args.handlers)
+    server = build_server(settings, args.handlers, ui=not args.no_ui)
     serve(server, host=args.host, port=args.port, share=args.share)  # type: ignore[arg-type]
     return 0
 
@@ -88,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--share", action="store_true", help="open a public tunnel for local debugging"
+    )
+    serve.add_argument(
+        "--no-ui", action="store_true", help="serve webhooks and the API only, without Gradio"
     )
     serve.set_defaults(run=_serve)
     return parser

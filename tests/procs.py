@@ -66,6 +66,7 @@ class ServerProcess:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        self._log.close()
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:

@@ -8,13 +8,16 @@ import os
 import random
 import time
 
-from server import DeliveryContext, Router, WebhookPayload
+from server import DeliveryContext, RetryLater, RetryPolicy, Router, WebhookPayload
 
 router = Router()
 
 
-@router.on("repo.content", name="ledger")
+@router.on("repo.content", name="ledger", retry=RetryPolicy(base_delay=0.05))
 def record(payload: WebhookPayload, ctx: DeliveryContext) -> dict:
+    if os.environ.get("LEDGER_FAIL_FIRST") and ctx.attempt == 1:
+        # The retry is claimed through the shared queue, by whichever replica is first.
+        raise RetryLater(0.05, "first attempts fail on purpose")
     time.sleep(random.uniform(0, float(os.environ.get("LEDGER_MAX_SLEEP", "0"))))
     line = json.dumps(
         {
