@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from datetime import datetime
@@ -10,8 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from server import DeliveryContext, GiveUp, RetryLater, RetryPolicy, Router, WebhookPayload
-from server import WebhooksServer, inbox
+from server import (
+    DeliveryContext,
+    GiveUp,
+    RetryLater,
+    RetryPolicy,
+    Router,
+    WebhookPayload,
+    WebhooksServer,
+    inbox,
+)
 from server.db import Database
 from tests.conftest import sample
 
@@ -61,7 +70,7 @@ def test_failing_job_is_retried_with_backoff_then_succeeds(make_settings) -> Non
     assert "Traceback" in history[0]["traceback"]
     assert detail["jobs"][0]["result"] == "finally"
     # The second wait is about twice the first (0.05 s then 0.1 s, +-25 %).
-    gaps = [b - a for (_, a), (_, b) in zip(calls, calls[1:])]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(calls)]
     assert gaps[0] >= 0.05 * 0.75 and gaps[1] >= 0.1 * 0.75
 
 
