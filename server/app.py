@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -71,6 +71,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _WebhookRoute:
+    """ASGI middleware that answers ``POST /webhooks/...`` with `WebhooksServer._receive`."""
+
+    def __init__(self, app: Any, server: WebhooksServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith("/webhooks/")
+        ):
+            response = await self.server._receive(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class Invocation:
@@ -217,7 +236,9 @@ class WebhooksServer:
             redoc_url=None,
             openapi_url=None,
         )
-        app.add_api_route("/webhooks/{name:path}", self._receive, methods=["POST"])
+        # The webhook path is the hot path and needs none of FastAPI's routing, dependency and
+        # exception layers: a thin ASGI layer serves it, inside Starlette's error safety net.
+        app.add_middleware(_WebhookRoute, server=self)
         api.install(app, self)
         self._lazy_ui = ui.LazyUI()
         if self._ui is not False:
@@ -273,7 +294,7 @@ class WebhooksServer:
     # -- the webhook route ---------------------------------------------------------------------
 
     async def _receive(self, request: Request) -> Response:
-        path = request.url.path
+        path = request.scope["path"]
         handlers = self.router.for_path(path)
         if not handlers:
             return _error(404, f"No webhook at {path}.", webhooks=self.router.paths())
@@ -356,15 +377,10 @@ class WebhooksServer:
         self, item: Incoming
     ) -> tuple[Accepted | inbox.Duplicate, dict[str, asyncio.Task[JobOutcome]]]:
         assert self.db is not None and self.worker is not None
-        stored = await self.db.write(
-            partial(
-                inbox.store,
-                item=item,
-                worker=self.worker.id,
-                dedupe_window=self.settings.dedupe_window,
-                claim_ttl=self.settings.claim_ttl,
-            )
+        request = inbox.StoreRequest(
+            item, self.worker.id, self.settings.dedupe_window, self.settings.claim_ttl
         )
+        stored = await self.db.write_item(inbox.store_many, request)
         if not isinstance(stored, Accepted) or not stored.job_ids:
             return stored, {}
         claimed = [

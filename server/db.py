@@ -3,10 +3,13 @@
 SQLite (one file, WAL, ``synchronous=FULL``) by default; PostgreSQL for several replicas. The
 code is the same for both except where noted (`is_postgres`).
 
-Writes go through one `Writer` thread per process. Every write is a function of a connection;
-the writer takes all the functions waiting at that moment and runs them in one transaction, so
-N concurrent webhook requests cost one fsync, not N ("group commit"). If a batch fails, each of
-its writes is retried alone, so one bad write cannot fail its neighbours. Reads use the pool.
+Writes go through one writer thread per process. The writer takes every write waiting at that
+moment and runs them all in one transaction, so N concurrent webhook requests cost one fsync,
+not N ("group commit"). A write is either a function of a connection (`submit`), or one item
+for a *batch operation* (`submit_item`): a function that takes a connection and the list of
+all items of that kind in the group, and does them in a few set-based statements (one lookup,
+one executemany) instead of N round trips. If a group fails, each of its writes is retried
+alone, so one bad write cannot fail its neighbours. Reads use the pool.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BatchOp",
     "Database",
     "SchemaTooNew",
     "attempts",
@@ -35,6 +39,10 @@ __all__ = [
 
 log = logging.getLogger("spacehooks.db")
 T = TypeVar("T")
+
+#: A batch operation: does every item of a group in one go, returns one result per item.
+BatchOp = Callable[[Connection, list[Any]], list[Any]]
+_Entry = tuple["BatchOp | None", Any, concurrent.futures.Future[Any]]
 
 SCHEMA_VERSION = 1
 _MAX_BATCH = 256
@@ -207,12 +215,24 @@ class Database:
 
     def submit(self, fn: Callable[[Connection], T]) -> concurrent.futures.Future[T]:
         """Queue a write for the next group commit; the future resolves after COMMIT."""
+        return self._put(None, fn)
+
+    def submit_item(self, op: BatchOp, item: Any) -> concurrent.futures.Future[Any]:
+        """Queue one item for the batch operation `op`; resolves to its result after COMMIT."""
+        return self._put(op, item)
+
+    def _put(self, op: BatchOp | None, arg: Any) -> concurrent.futures.Future[Any]:
         if self._writer is None:
             raise RuntimeError("The database writer is not running (the app was not started).")
-        return self._writer.submit(fn)
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._writer.queue.put((op, arg, fut))
+        return fut
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))
+
+    async def write_item(self, op: BatchOp, item: Any) -> Any:
+        return await asyncio.wrap_future(self.submit_item(op, item))
 
     def close(self) -> None:
         if self._writer is not None:
@@ -225,14 +245,7 @@ class _Writer(threading.Thread):
     def __init__(self, db: Database) -> None:
         super().__init__(name="spacehooks-db-writer", daemon=True)
         self.db = db
-        self.queue: queue.Queue[
-            tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]] | None
-        ] = queue.Queue()
-
-    def submit(self, fn: Callable[[Connection], T]) -> concurrent.futures.Future[T]:
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self.queue.put((fn, fut))
-        return fut
+        self.queue: queue.Queue[_Entry | None] = queue.Queue()
 
     def stop(self) -> None:
         self.queue.put(None)
@@ -244,8 +257,8 @@ class _Writer(threading.Thread):
             item = self.queue.get()
             if item is None:
                 break
-            batch = [item]
-            while len(batch) < _MAX_BATCH:
+            group = [item]
+            while len(group) < _MAX_BATCH:
                 try:
                     nxt = self.queue.get_nowait()
                 except queue.Empty:
@@ -253,30 +266,37 @@ class _Writer(threading.Thread):
                 if nxt is None:
                     stopping = True
                     break
-                batch.append(nxt)
-            self._commit(batch)
+                group.append(nxt)
+            self._commit(group)
 
-    def _commit(
-        self, batch: list[tuple[Callable[[Connection], Any], concurrent.futures.Future[Any]]]
-    ) -> None:
+    @staticmethod
+    def _apply(conn: Connection, group: list[_Entry]) -> list[Any]:
+        """Run a group in `conn`: plain writes in order, batch items op by op."""
+        results: list[Any] = [None] * len(group)
+        by_op: dict[BatchOp, list[int]] = {}
+        for index, (op, arg, _) in enumerate(group):
+            if op is None:
+                results[index] = arg(conn)
+            else:
+                by_op.setdefault(op, []).append(index)
+        for op, indexes in by_op.items():
+            out = op(conn, [group[i][1] for i in indexes])
+            for i, result in zip(indexes, out, strict=True):
+                results[i] = result
+        return results
+
+    def _commit(self, group: list[_Entry]) -> None:
         try:
             with self.db.begin() as conn:
-                results = [fn(conn) for fn, _ in batch]
-        except Exception:
-            if len(batch) == 1:
-                fn, fut = batch[0]
-                try:
-                    with self.db.begin() as conn:
-                        result = fn(conn)
-                except Exception as exc:
-                    log.exception("database write failed")
-                    fut.set_exception(exc)
-                else:
-                    fut.set_result(result)
+                results = self._apply(conn, group)
+        except Exception as exc:
+            if len(group) > 1:
+                # Isolate the failing write: everything else still commits, one by one.
+                for entry in group:
+                    self._commit([entry])
                 return
-            # Isolate the failing write: everything else still commits, one by one.
-            for one in batch:
-                self._commit([one])
+            log.error("database write failed: %s: %s", type(exc).__name__, exc)
+            group[0][2].set_exception(exc)
             return
-        for (_, fut), result in zip(batch, results, strict=True):
+        for (_, _, fut), result in zip(group, results, strict=True):
             fut.set_result(result)

@@ -29,10 +29,13 @@ __all__ = [
     "Accepted",
     "ClaimedJob",
     "Duplicate",
+    "Finish",
     "Incoming",
+    "StoreRequest",
     "claim_due",
     "delivery_detail",
     "finish_job",
+    "finish_many",
     "idempotency_key",
     "list_deliveries",
     "prune",
@@ -41,6 +44,7 @@ __all__ = [
     "replay",
     "replay_dead",
     "store",
+    "store_many",
 ]
 
 # Headers never stored: they carry secrets.
@@ -107,6 +111,92 @@ class ClaimedJob:
     started_at: float
 
 
+@dataclass(frozen=True)
+class StoreRequest:
+    item: Incoming
+    worker: str
+    dedupe_window: float
+    claim_ttl: float
+
+
+_insert_delivery = deliveries.insert()
+_insert_job = jobs.insert()
+_insert_attempt = attempts.insert()
+
+
+def store_many(conn: Connection, requests: list[StoreRequest]) -> list[Accepted | Duplicate]:
+    """Store deliveries and their jobs, or recognise duplicates: a batch operation.
+
+    One lookup finds the latest delivery of every idempotency key in the batch; the new rows go
+    in with one executemany per table. Jobs are created already claimed by the request's
+    worker, because they start at once in that process.
+    """
+    keys = [idempotency_key(r.item.endpoint, r.item.headers, r.item.body) for r in requests]
+    latest: dict[str, tuple[str, float, str]] = {}
+    for row in conn.execute(
+        sa.select(
+            deliveries.c.idempotency_key,
+            deliveries.c.id,
+            deliveries.c.received_at,
+            deliveries.c.status,
+        )
+        .where(deliveries.c.idempotency_key.in_(set(keys)))
+        .order_by(deliveries.c.received_at)
+    ):
+        latest[row.idempotency_key] = (row.id, row.received_at, row.status)
+    results: list[Accepted | Duplicate] = []
+    delivery_rows: list[dict[str, Any]] = []
+    job_rows: list[dict[str, Any]] = []
+    for request, key in zip(requests, keys, strict=True):
+        item, now = request.item, request.item.received_at
+        previous = latest.get(key)
+        if previous is not None and (
+            now - previous[1] <= request.dedupe_window or previous[2] in _PENDING
+        ):
+            results.append(Duplicate(previous[0]))
+            continue
+        delivery_id = new_id()
+        status = "running" if item.handlers else "unhandled"
+        latest[key] = (delivery_id, now, status)
+        delivery_rows.append(
+            dict(
+                id=delivery_id,
+                endpoint=item.endpoint,
+                received_at=now,
+                headers=json.dumps(item.headers),
+                query=item.query,
+                body=item.body,
+                idempotency_key=key,
+                scope=item.scope,
+                action=item.action,
+                repo=item.repo,
+                status=status,
+            )
+        )
+        job_ids = {name: new_id() for name in item.handlers}
+        job_rows.extend(
+            dict(
+                id=job_id,
+                delivery_id=delivery_id,
+                handler=name,
+                status="running",
+                attempts=0,
+                budget_start=0,
+                next_run_at=now,
+                claimed_by=request.worker,
+                claim_expires_at=now + request.claim_ttl,
+                updated_at=now,
+            )
+            for name, job_id in job_ids.items()
+        )
+        results.append(Accepted(delivery_id, job_ids))
+    if delivery_rows:
+        conn.execute(_insert_delivery, delivery_rows)
+    if job_rows:
+        conn.execute(_insert_job, job_rows)
+    return results
+
+
 def store(
     conn: Connection,
     item: Incoming,
@@ -115,59 +205,8 @@ def store(
     dedupe_window: float,
     claim_ttl: float,
 ) -> Accepted | Duplicate:
-    """Store a delivery and its jobs, or recognise it as a duplicate.
-
-    Jobs are created already claimed by `worker`, because they start at once in this process.
-    """
-    now = item.received_at
-    key = idempotency_key(item.endpoint, item.headers, item.body)
-    previous = conn.execute(
-        sa.select(deliveries.c.id, deliveries.c.received_at, deliveries.c.status)
-        .where(deliveries.c.idempotency_key == key)
-        .order_by(deliveries.c.received_at.desc())
-        .limit(1)
-    ).first()
-    if previous is not None and (
-        now - previous.received_at <= dedupe_window or previous.status in _PENDING
-    ):
-        return Duplicate(previous.id)
-    delivery_id = new_id()
-    conn.execute(
-        deliveries.insert().values(
-            id=delivery_id,
-            endpoint=item.endpoint,
-            received_at=now,
-            headers=json.dumps(item.headers),
-            query=item.query,
-            body=item.body,
-            idempotency_key=key,
-            scope=item.scope,
-            action=item.action,
-            repo=item.repo,
-            status="running" if item.handlers else "unhandled",
-        )
-    )
-    job_ids = {name: new_id() for name in item.handlers}
-    if job_ids:
-        conn.execute(
-            jobs.insert(),
-            [
-                dict(
-                    id=job_id,
-                    delivery_id=delivery_id,
-                    handler=name,
-                    status="running",
-                    attempts=0,
-                    budget_start=0,
-                    next_run_at=now,
-                    claimed_by=worker,
-                    claim_expires_at=now + claim_ttl,
-                    updated_at=now,
-                )
-                for name, job_id in job_ids.items()
-            ],
-        )
-    return Accepted(delivery_id, job_ids)
+    """Store one delivery (see `store_many`)."""
+    return store_many(conn, [StoreRequest(item, worker, dedupe_window, claim_ttl)])[0]
 
 
 def _claimed_rows(conn: Connection, job_ids: Sequence[str], now: float) -> list[ClaimedJob]:
@@ -253,8 +292,7 @@ def claim_due(
     delivery_ids = conn.execute(
         sa.select(jobs.c.delivery_id).where(jobs.c.id.in_(ids)).distinct()
     ).scalars()
-    for delivery_id in list(delivery_ids):
-        _refresh_status(conn, delivery_id)
+    _refresh_statuses(conn, set(delivery_ids))
     return _claimed_rows(conn, ids, now)
 
 
@@ -290,70 +328,128 @@ def reclaim_all_running(conn: Connection, *, now: float) -> int:
     return result.rowcount
 
 
-def finish_job(
-    conn: Connection,
-    *,
-    job: ClaimedJob,
-    worker: str,
-    outcome: str,
-    finished_at: float,
-    result: str | None = None,
-    error: str | None = None,
-    traceback: str | None = None,
-    retry_at: float | None = None,
-) -> bool:
-    """Record one attempt and move the job on. Returns False if the claim was lost meanwhile.
+@dataclass(frozen=True)
+class Finish:
+    """The end of one attempt. `outcome`: succeeded, failed (retry at `retry_at`) or dead."""
 
-    `outcome` is ``succeeded``, ``failed`` (retry at `retry_at`) or ``dead``.
-    """
-    status = {"succeeded": "succeeded", "failed": "queued", "dead": "dead"}[outcome]
-    updated = conn.execute(
-        jobs.update()
-        .where(jobs.c.id == job.job_id, jobs.c.claimed_by == worker, jobs.c.status == "running")
-        .values(
-            status=status,
-            attempts=job.attempt,
-            next_run_at=retry_at if retry_at is not None else finished_at,
-            claimed_by=None,
-            claim_expires_at=None,
-            result=result,
-            last_error=error,
-            updated_at=finished_at,
-        )
-    ).rowcount
-    conn.execute(
-        attempts.insert().values(
-            job_id=job.job_id,
-            number=job.attempt,
-            worker=worker,
-            started_at=job.started_at,
-            finished_at=finished_at,
-            outcome=outcome if updated else "superseded",
-            error=error,
-            traceback=traceback,
-        )
+    job: ClaimedJob
+    worker: str
+    outcome: str
+    finished_at: float
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_at: float | None = None
+
+
+_NEXT_STATUS = {"succeeded": "succeeded", "failed": "queued", "dead": "dead"}
+
+_update_finished = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        attempts=sa.bindparam("b_attempts"),
+        next_run_at=sa.bindparam("b_next"),
+        claimed_by=None,
+        claim_expires_at=None,
+        result=sa.bindparam("b_result"),
+        last_error=sa.bindparam("b_error"),
+        updated_at=sa.bindparam("b_now"),
     )
-    _refresh_status(conn, job.delivery_id)
-    return bool(updated)
+)
 
 
-def _refresh_status(conn: Connection, delivery_id: str) -> None:
-    """Derive a delivery's status from its jobs (what the console filters on)."""
-    rows = conn.execute(
-        sa.select(jobs.c.status, jobs.c.attempts).where(jobs.c.delivery_id == delivery_id)
-    ).all()
-    statuses = {r.status for r in rows}
+def finish_many(conn: Connection, finishes: list[Finish]) -> list[bool]:
+    """Record attempts and move their jobs on: a batch operation.
+
+    A job whose claim was lost meanwhile (its claim expired and another worker took it) is not
+    touched; its attempt is recorded as ``superseded`` and its result is False.
+    """
+    wanted = {(f.job.job_id, f.worker) for f in finishes}
+    held_rows = conn.execute(
+        sa.select(jobs.c.id, jobs.c.claimed_by)
+        .where(jobs.c.id.in_({f.job.job_id for f in finishes}), jobs.c.status == "running")
+        .with_for_update()
+    )
+    held = {(r.id, r.claimed_by) for r in held_rows} & wanted
+    updates, attempt_rows, results = [], [], []
+    for f in finishes:
+        ok = (f.job.job_id, f.worker) in held
+        held.discard((f.job.job_id, f.worker))  # a second finish of the same claim loses
+        results.append(ok)
+        if ok:
+            updates.append(
+                dict(
+                    b_id=f.job.job_id,
+                    b_status=_NEXT_STATUS[f.outcome],
+                    b_attempts=f.job.attempt,
+                    b_next=f.retry_at if f.retry_at is not None else f.finished_at,
+                    b_result=f.result,
+                    b_error=f.error,
+                    b_now=f.finished_at,
+                )
+            )
+        attempt_rows.append(
+            dict(
+                job_id=f.job.job_id,
+                number=f.job.attempt,
+                worker=f.worker,
+                started_at=f.job.started_at,
+                finished_at=f.finished_at,
+                outcome=f.outcome if ok else "superseded",
+                error=f.error,
+                traceback=f.traceback,
+            )
+        )
+    if updates:
+        conn.execute(_update_finished, updates)
+    conn.execute(_insert_attempt, attempt_rows)
+    _refresh_statuses(conn, {f.job.delivery_id for f in finishes})
+    return results
+
+
+def finish_job(conn: Connection, **fields: Any) -> bool:
+    """Record one attempt (see `Finish` and `finish_many`)."""
+    return finish_many(conn, [Finish(**fields)])[0]
+
+
+def derive_status(jobs_of_delivery: Iterable[tuple[str, int]]) -> str:
+    """A delivery's status from its jobs' (status, attempts): what the console filters on."""
+    rows = list(jobs_of_delivery)
+    statuses = {status for status, _ in rows}
     if not rows:
-        status = "unhandled"
-    elif "running" in statuses:
-        status = "running"
-    elif "queued" in statuses:
-        status = "retrying" if any(r.attempts for r in rows) else "queued"
-    elif "dead" in statuses:
-        status = "dead"
-    else:
-        status = "succeeded"
-    conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(status=status))
+        return "unhandled"
+    if "running" in statuses:
+        return "running"
+    if "queued" in statuses:
+        return "retrying" if any(attempts for _, attempts in rows) else "queued"
+    if "dead" in statuses:
+        return "dead"
+    return "succeeded"
+
+
+_update_status = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("b_id"))
+    .values(status=sa.bindparam("b_status"))
+)
+
+
+def _refresh_statuses(conn: Connection, delivery_ids: set[str]) -> None:
+    if not delivery_ids:
+        return
+    by_delivery: dict[str, list[tuple[str, int]]] = {d: [] for d in delivery_ids}
+    for row in conn.execute(
+        sa.select(jobs.c.delivery_id, jobs.c.status, jobs.c.attempts).where(
+            jobs.c.delivery_id.in_(delivery_ids)
+        )
+    ):
+        by_delivery[row.delivery_id].append((row.status, row.attempts))
+    conn.execute(
+        _update_status,
+        [{"b_id": d, "b_status": derive_status(rows)} for d, rows in by_delivery.items()],
+    )
 
 
 def replay(conn: Connection, delivery_id: str, *, now: float) -> list[str]:
@@ -381,7 +477,7 @@ def replay(conn: Connection, delivery_id: str, *, now: float) -> list[str]:
                 updated_at=now,
             )
         )
-        _refresh_status(conn, delivery_id)
+        _refresh_statuses(conn, {delivery_id})
     return ids
 
 

@@ -181,8 +181,7 @@ class Worker:
         duration = now - started
         if exc is None:
             outcome = JobOutcome("succeeded", result)
-            write = functools.partial(
-                inbox.finish_job,
+            finish = inbox.Finish(
                 job=job,
                 worker=self.id,
                 outcome="succeeded",
@@ -210,8 +209,7 @@ class Worker:
                 asyncio.get_running_loop().call_later(delay, self._wake.set)
             else:
                 outcome = JobOutcome("dead", error=error)
-            write = functools.partial(
-                inbox.finish_job,
+            finish = inbox.Finish(
                 job=job,
                 worker=self.id,
                 outcome=outcome.status,
@@ -232,7 +230,7 @@ class Worker:
                 f" retry_in_s={retry_at - now:.1f}" if retry_at else "",
             )
         # Recorded in the next group commit; the caller need not wait for the disk.
-        fut = self.db.submit(write)
+        fut = self.db.submit_item(inbox.finish_many, finish)
         fut.add_done_callback(_log_write_failure)
         return outcome
 
