@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .db import attempts, deliveries, jobs
+from .db import BulkStatement, attempts, deliveries, jobs
 
 __all__ = [
     "Accepted",
@@ -119,9 +119,9 @@ class StoreRequest:
     claim_ttl: float
 
 
-_insert_delivery = deliveries.insert()
-_insert_job = jobs.insert()
-_insert_attempt = attempts.insert()
+_insert_delivery = BulkStatement(deliveries.insert())
+_insert_job = BulkStatement(jobs.insert())
+_insert_attempt = BulkStatement(attempts.insert())
 
 
 def store_many(conn: Connection, requests: list[StoreRequest]) -> list[Accepted | Duplicate]:
@@ -190,10 +190,8 @@ def store_many(conn: Connection, requests: list[StoreRequest]) -> list[Accepted 
             for name, job_id in job_ids.items()
         )
         results.append(Accepted(delivery_id, job_ids))
-    if delivery_rows:
-        conn.execute(_insert_delivery, delivery_rows)
-    if job_rows:
-        conn.execute(_insert_job, job_rows)
+    _insert_delivery.executemany(conn, delivery_rows)
+    _insert_job.executemany(conn, job_rows)
     return results
 
 
@@ -344,15 +342,15 @@ class Finish:
 
 _NEXT_STATUS = {"succeeded": "succeeded", "failed": "queued", "dead": "dead"}
 
-_update_finished = (
+_update_finished = BulkStatement(
     jobs.update()
     .where(jobs.c.id == sa.bindparam("b_id"))
     .values(
         status=sa.bindparam("b_status"),
         attempts=sa.bindparam("b_attempts"),
         next_run_at=sa.bindparam("b_next"),
-        claimed_by=None,
-        claim_expires_at=None,
+        claimed_by=sa.null(),
+        claim_expires_at=sa.null(),
         result=sa.bindparam("b_result"),
         last_error=sa.bindparam("b_error"),
         updated_at=sa.bindparam("b_now"),
@@ -402,9 +400,8 @@ def finish_many(conn: Connection, finishes: list[Finish]) -> list[bool]:
                 traceback=f.traceback,
             )
         )
-    if updates:
-        conn.execute(_update_finished, updates)
-    conn.execute(_insert_attempt, attempt_rows)
+    _update_finished.executemany(conn, updates)
+    _insert_attempt.executemany(conn, attempt_rows)
     _refresh_statuses(conn, {f.job.delivery_id for f in finishes})
     return results
 
@@ -429,7 +426,7 @@ def derive_status(jobs_of_delivery: Iterable[tuple[str, int]]) -> str:
     return "succeeded"
 
 
-_update_status = (
+_update_status = BulkStatement(
     deliveries.update()
     .where(deliveries.c.id == sa.bindparam("b_id"))
     .values(status=sa.bindparam("b_status"))
@@ -446,9 +443,8 @@ def _refresh_statuses(conn: Connection, delivery_ids: set[str]) -> None:
         )
     ):
         by_delivery[row.delivery_id].append((row.status, row.attempts))
-    conn.execute(
-        _update_status,
-        [{"b_id": d, "b_status": derive_status(rows)} for d, rows in by_delivery.items()],
+    _update_status.executemany(
+        conn, [{"b_id": d, "b_status": derive_status(rows)} for d, rows in by_delivery.items()]
     )
 
 

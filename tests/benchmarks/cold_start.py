@@ -43,11 +43,16 @@ def main() -> None:
     ours, theirs = results["spacehooks"], results["huggingface_hub"]
     print(f"{'server':<18}{'cold start (s)':>16}{'RSS at 1st 2xx':>16}{'RSS settled':>13}")
     for name, r in results.items():
-        print(f"{name:<18}{r['cold_start_s']:>16.3f}{r['rss_at_first_2xx_mib']:>12.0f} MiB"
-              f"{r['rss_settled_mib']:>9.0f} MiB")
-    print(f"ratio cold start spacehooks/huggingface_hub: {ours['cold_start_s'] / theirs['cold_start_s']:.2f}")
-    print(f"ratio RSS at first 2xx: {ours['rss_at_first_2xx_mib'] / theirs['rss_at_first_2xx_mib']:.2f}")
-    print(f"ratio RSS settled: {ours['rss_settled_mib'] / theirs['rss_settled_mib']:.2f}")
+        print(
+            f"{name:<18}{r['cold_start_s']:>16.3f}{r['rss_at_first_2xx_mib']:>12.0f} MiB"
+            f"{r['rss_settled_mib']:>9.0f} MiB"
+        )
+    for label, key in (
+        ("cold start", "cold_start_s"),
+        ("RSS at first 2xx", "rss_at_first_2xx_mib"),
+        ("RSS settled", "rss_settled_mib"),
+    ):
+        print(f"ratio {label} spacehooks/huggingface_hub: {ours[key] / theirs[key]:.2f}")
 
 
 if __name__ == "__main__":

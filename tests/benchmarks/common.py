@@ -55,21 +55,42 @@ def start(name: str, ui: bool = True) -> Started:
     """Start one server the way its users do; returns at once (measure readiness yourself)."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    env = {**os.environ, "WEBHOOK_SECRET": SECRET, "HF_HUB_DISABLE_EXPERIMENTAL_WARNING": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "SPACEHOOKS_DB": str(workdir / "inbox.db"),
-           "SPACEHOOKS_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "WEBHOOK_SECRET": SECRET,
+        "HF_HUB_DISABLE_EXPERIMENTAL_WARNING": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "SPACEHOOKS_DB": str(workdir / "inbox.db"),
+        "SPACEHOOKS_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
     apps = ROOT / "tests" / "benchmarks" / "apps"
     if name == "spacehooks":
-        args = [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
-                "--handlers", "tests.benchmarks.apps.spacehooks_app", *([] if ui else ["--no-ui"])]
+        args = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--handlers",
+            "tests.benchmarks.apps.spacehooks_app",
+            *([] if ui else ["--no-ui"]),
+        ]
     elif name == "huggingface_hub":
         args = [sys.executable, str(apps / "hf_app.py"), str(port)]
     elif name == "starlette":
         args = [sys.executable, str(apps / "starlette_app.py"), str(port)]
     else:
         raise ValueError(name)
-    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     return Started(name, proc, port, workdir)
 
 
@@ -83,8 +104,12 @@ def wait_first_2xx(server: Started, timeout: float = 120) -> float:
             raise RuntimeError(f"{server.name} exited with {server.proc.returncode}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-            conn.request("POST", "/webhooks/hub", body=BODY,
-                         headers={"x-webhook-secret": SECRET, "content-type": "application/json"})
+            conn.request(
+                "POST",
+                "/webhooks/hub",
+                body=BODY,
+                headers={"x-webhook-secret": SECRET, "content-type": "application/json"},
+            )
             status = conn.getresponse().status
             conn.close()
             if 200 <= status < 300:
