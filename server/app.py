@@ -182,6 +182,7 @@ class WebhooksServer:
         self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = []
         self.db: Database | None = None
         self.worker: Worker | None = None
+        self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
         self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
         self.fastapi_app = self._build_app()
 
@@ -472,13 +473,11 @@ _shared_server: WebhooksServer | None = None
 
 
 def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[[F], F]:
-    """Register a webhook on one shared server that starts when the interpreter exits.
+    """Register a webhook on one shared server that starts when the script ends.
 
     `fn.launch()` starts it at once instead (huggingface_hub's notebook usage). This is the one
     place spacehooks sets an attribute on a user's function, because that API requires it.
     """
-    import atexit
-
     if callable(path):
         return webhook_endpoint()(path)  # type: ignore[return-value]
 
@@ -486,15 +485,30 @@ def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[[
         global _shared_server
         if _shared_server is None:
             _shared_server = WebhooksServer(routers=[])
-            atexit.register(_shared_server.launch)
+            _launch_at_exit(_shared_server)
         server = _shared_server
         server.add_webhook(path)(fn)
 
         def launch_now(**kwargs: Any) -> None:
-            atexit.unregister(server.launch)
+            server._launched = True
             server.launch(**kwargs)
 
         fn.launch = launch_now  # type: ignore[attr-defined]
         return fn
 
     return register
+
+
+def _launch_at_exit(server: WebhooksServer) -> None:
+    # Not `atexit`: by the time atexit callbacks run, concurrent.futures has shut its thread
+    # pools down, and the server needs them (sync handlers, database calls). Threading's exit
+    # hooks run earlier, newest first, so one registered now (after concurrent.futures was
+    # imported by this package) runs while the pools still work. It is the hook
+    # concurrent.futures itself uses; private, hence contained here.
+    import threading
+
+    def launch_unless_launched() -> None:
+        if not server._launched:
+            server.launch()
+
+    threading._register_atexit(launch_unless_launched)  # type: ignore[attr-defined]

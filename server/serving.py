@@ -97,8 +97,9 @@ def serve(
     """Serve on `host:port` (0.0.0.0:7860 on a Space, else 127.0.0.1:7860)."""
     configure_logging(server.settings.log_level)
     tune_gc()
-    host = host or ("0.0.0.0" if server.settings.on_space else "127.0.0.1")
-    port = port or 7860
+    settings = server.settings
+    host = host or settings.server_name or ("0.0.0.0" if settings.on_space else "127.0.0.1")
+    port = port or settings.server_port or 7860
     config = uvicorn.Config(
         server.fastapi_app,
         host=host,

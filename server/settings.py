@@ -23,6 +23,7 @@ start with one line naming the variable, the value's problem and the expected fo
 | SPACEHOOKS_CONCURRENCY | 16 | jobs run at once by one process |
 | SPACEHOOKS_SHUTDOWN_GRACE | 20 | seconds running jobs get to finish on SIGTERM |
 | SPACEHOOKS_LOG_LEVEL | INFO | logging level |
+| GRADIO_SERVER_NAME, GRADIO_SERVER_PORT | see `serve` | bind address and port when not given |
 | SPACEHOOKS_ADMIN_TOKEN | none | bearer token for the admin API (else loopback only, off Spaces) |
 """
 
@@ -66,6 +67,9 @@ class Settings(BaseModel):
     concurrency: int = Field(16, alias="SPACEHOOKS_CONCURRENCY", ge=1)
     shutdown_grace: float = Field(20.0, alias="SPACEHOOKS_SHUTDOWN_GRACE", ge=0)
     log_level: str = Field("INFO", alias="SPACEHOOKS_LOG_LEVEL")
+    # Gradio's own variables, which huggingface_hub's launch() honours through Gradio.
+    server_name: str | None = Field(None, alias="GRADIO_SERVER_NAME")
+    server_port: int | None = Field(None, alias="GRADIO_SERVER_PORT", gt=0, lt=65536)
     admin_token: SecretStr | None = Field(None, alias="SPACEHOOKS_ADMIN_TOKEN")
 
     @field_validator("hf_endpoint")

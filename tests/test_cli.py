@@ -131,3 +131,22 @@ def test_help_for_every_command() -> None:
             timeout=60,
         )
         assert r.returncode == 0 and "usage: spacehooks" in r.stdout
+
+
+def test_webhook_endpoint_script_serves_at_exit_and_with_launch(tmp_path: Path) -> None:
+    for launch_now in ("", "1"):
+        port = free_port()
+        env = env_for(tmp_path, GRADIO_SERVER_PORT=str(port), LAUNCH_NOW=launch_now,
+                      SPACEHOOKS_DB=str(tmp_path / f"{launch_now or 'atexit'}.db"))
+        server = ServerProcess([sys.executable, "-m", "tests.apps.hf_style"], env,
+                               tmp_path / f"log{launch_now}", port)
+        try:
+            server.wait_ready()
+            headers = {"x-webhook-secret": "cli-secret"}
+            body = sample("repo-content-main-and-tag.json")
+            r = requests.post(server.url + "/webhooks/trigger_training", data=body, headers=headers)
+            assert r.json() == {"training": "some-user/some-dataset"}
+            r = requests.post(server.url + "/webhooks/say_hello", data=body, headers=headers)
+            assert r.json() == {"message": "hello"}
+        finally:
+            server.stop()
