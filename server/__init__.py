@@ -6,6 +6,7 @@ What handler authors use is re-exported here; `tests/test_public_api.py` pins th
 from __future__ import annotations
 
 from .app import WebhooksServer, webhook_endpoint
+from .client import HubClient
 from .context import DeliveryContext, GiveUp, RetryLater
 from .payload import (
     WebhookPayload,
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "DeliveryContext",
     "GiveUp",
+    "HubClient",
     "RetryLater",
     "RetryPolicy",
     "Router",

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from . import inbox, security
+from .client import HubClient
 from .context import DeliveryContext
 from .db import Database
 from .inbox import Accepted, ClaimedJob, Incoming
@@ -179,12 +180,27 @@ class WebhooksServer:
         for router in [default_router] if routers is None else routers:
             self.include_router(router)
         #: extra injectable types: (type, provider(invocation, annotation)), e.g. clients.
-        self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = []
+        self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
+            (HubClient, lambda _inv, _a: self.hub),
+        ]
+        self._hub: HubClient | None = None
         self.db: Database | None = None
         self.worker: Worker | None = None
         self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
         self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
         self.fastapi_app = self._build_app()
+
+    @property
+    def hub(self) -> HubClient:
+        """The server's one Hub client (what `hub: HubClient` parameters receive)."""
+        if self._hub is None:
+            token = self.settings.hf_token
+            self._hub = HubClient(
+                self.settings.hf_endpoint,
+                token.get_secret_value() if token else False,
+                env={},  # configuration comes from Settings alone
+            )
+        return self._hub
 
     def _check_secret(self) -> None:
         if self.webhook_secret is None:

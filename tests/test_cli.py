@@ -136,10 +136,15 @@ def test_help_for_every_command() -> None:
 def test_webhook_endpoint_script_serves_at_exit_and_with_launch(tmp_path: Path) -> None:
     for launch_now in ("", "1"):
         port = free_port()
-        env = env_for(tmp_path, GRADIO_SERVER_PORT=str(port), LAUNCH_NOW=launch_now,
-                      SPACEHOOKS_DB=str(tmp_path / f"{launch_now or 'atexit'}.db"))
-        server = ServerProcess([sys.executable, "-m", "tests.apps.hf_style"], env,
-                               tmp_path / f"log{launch_now}", port)
+        env = env_for(
+            tmp_path,
+            GRADIO_SERVER_PORT=str(port),
+            LAUNCH_NOW=launch_now,
+            SPACEHOOKS_DB=str(tmp_path / f"{launch_now or 'atexit'}.db"),
+        )
+        server = ServerProcess(
+            [sys.executable, "-m", "tests.apps.hf_style"], env, tmp_path / f"log{launch_now}", port
+        )
         try:
             server.wait_ready()
             headers = {"x-webhook-secret": "cli-secret"}

@@ -1,0 +1,81 @@
+"""The clients spacehooks embeds: the Hub (`HubClient`) over one shared HTTP layer."""
+
+from __future__ import annotations
+
+from .commits import CommitOperationAdd, CommitOperationCopy, CommitOperationDelete
+from .endpoints import (
+    InferenceEndpoint,
+    InferenceEndpointError,
+    InferenceEndpointStatus,
+    InferenceEndpointTimeoutError,
+)
+from .http import (
+    BadRequest,
+    Conflict,
+    EntryNotFound,
+    Forbidden,
+    HubConnectionError,
+    HubError,
+    HubHTTPError,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    RepoNotFound,
+    RetryConfig,
+    RevisionNotFound,
+    ServerError,
+    Unauthorized,
+)
+from .hub import HubClient, SpaceWaitError, resolve_token
+from .models import (
+    CommitInfo,
+    DiscussionComment,
+    DiscussionWithDetails,
+    RepoUrl,
+    SpaceHardware,
+    SpaceRuntime,
+    SpaceStage,
+    SpaceStorage,
+    SpaceVariable,
+    WebhookInfo,
+    WebhookWatchedItem,
+)
+
+__all__ = [
+    "BadRequest",
+    "CommitInfo",
+    "CommitOperationAdd",
+    "CommitOperationCopy",
+    "CommitOperationDelete",
+    "Conflict",
+    "DiscussionComment",
+    "DiscussionWithDetails",
+    "EntryNotFound",
+    "Forbidden",
+    "HubClient",
+    "HubConnectionError",
+    "HubError",
+    "HubHTTPError",
+    "InferenceEndpoint",
+    "InferenceEndpointError",
+    "InferenceEndpointStatus",
+    "InferenceEndpointTimeoutError",
+    "NotFound",
+    "PreconditionFailed",
+    "RateLimited",
+    "RepoNotFound",
+    "RepoUrl",
+    "RetryConfig",
+    "RevisionNotFound",
+    "ServerError",
+    "SpaceHardware",
+    "SpaceRuntime",
+    "SpaceStage",
+    "SpaceStorage",
+    "SpaceVariable",
+    "SpaceWaitError",
+    "Unauthorized",
+    "WebhookInfo",
+    "WebhookWatchedItem",
+    "resolve_token",
+]
