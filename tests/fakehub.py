@@ -168,7 +168,7 @@ class FakeHub:
         return [r for r in self.requests if r.method == method and fragment in r.path]
 
     async def _handle(self, request: Request) -> Response:
-        path = "/" + request.path_params["path"]
+        path = request.scope["raw_path"].decode("latin-1")  # as sent: %2F stays encoded
         method = request.method
         if method == "PUT" and path.startswith("/lfs-storage/"):
             # Stream the upload, as a storage would: never hold it whole.

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tomllib
 from pathlib import Path
 
 import requests
+import tomllib
 
 from tests.pg import free_port
 from tests.procs import ROOT, ServerProcess
