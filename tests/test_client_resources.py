@@ -91,8 +91,9 @@ def test_wait_for_space_raises_on_build_error_with_the_runtime() -> None:
 
 
 def test_wait_for_space_times_out_with_a_clear_message() -> None:
-    with ScriptedHub(runtimes=[runtime("BUILDING")]) as hub, pytest.raises(
-        SpaceWaitError, match=r"still BUILDING after 0.2 s \(waiting for RUNNING"
+    with (
+        ScriptedHub(runtimes=[runtime("BUILDING")]) as hub,
+        pytest.raises(SpaceWaitError, match=r"still BUILDING after 0.2 s \(waiting for RUNNING"),
     ):
         HubClient(hub.url, "hf_x", env={}).wait_for_space(
             "alice/app", timeout=0.2, poll_interval=0.05
@@ -194,3 +195,59 @@ def test_handlers_get_the_servers_hub_client(make_settings) -> None:
         assert call.json() == {"flavor": "t4-medium"}
         assert call.headers["authorization"] == "Bearer hf_server_token"
         assert app.hub is app.hub  # one client per server
+
+
+def test_duplicate_space_and_storage_requests() -> None:
+    with FakeHub() as hub:
+        api = HubClient(hub.url, "hf_x", env={})
+        url = api.duplicate_space(
+            "acme/app",
+            private=True,
+            hardware="t4-small",
+            storage="small",
+            sleep_time=300,
+            secrets=[{"key": "K", "value": "v"}],
+            variables=[{"key": "V", "value": "1"}],
+        )
+        assert url.repo_id == "alice/app"  # your namespace, the source's name
+        (call,) = hub.find("POST", "/api/spaces/acme/app/duplicate")
+        assert call.json() == {
+            "repository": "alice/app",
+            "visibility": "private",
+            "hardware": "t4-small",
+            "storageTier": "small",
+            "sleepTimeSeconds": 300,
+            "secrets": [{"key": "K", "value": "v"}],
+            "variables": [{"key": "V", "value": "1"}],
+        }
+        hub.fail("/api/spaces/acme/app/duplicate", 409)
+        assert api.duplicate_space("acme/app", "acme/copy", exist_ok=True).repo_id == "acme/copy"
+        api.request_space_storage("acme/app", "large")
+        api.delete_space_storage("acme/app")
+    assert hub.find("POST", "/api/spaces/acme/app/storage")[0].json() == {"tier": "large"}
+    assert len(hub.find("DELETE", "/api/spaces/acme/app/storage")) == 1
+
+
+def test_endpoint_object_methods_act_through_its_client() -> None:
+    with FakeHub() as hub:
+        endpoint = HubClient(hub.url, "hf_x", env={}).get_inference_endpoint("ep", namespace="acme")
+        endpoint.pause()
+        endpoint.resume()
+        endpoint.scale_to_zero()
+        endpoint.update(revision="v2", max_replica=3)
+        endpoint.fetch()
+        endpoint.delete()
+    sent = [(r.method, r.path) for r in hub.requests]
+    assert sent == [
+        ("GET", "/v2/endpoint/acme/ep"),
+        ("POST", "/v2/endpoint/acme/ep/pause"),
+        ("POST", "/v2/endpoint/acme/ep/resume"),
+        ("POST", "/v2/endpoint/acme/ep/scale-to-zero"),
+        ("PUT", "/v2/endpoint/acme/ep"),
+        ("GET", "/v2/endpoint/acme/ep"),
+        ("DELETE", "/v2/endpoint/acme/ep"),
+    ]
+    assert hub.requests[4].json() == {
+        "compute": {"scaling": {"maxReplica": 3}},
+        "model": {"revision": "v2"},
+    }
