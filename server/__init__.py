@@ -6,7 +6,7 @@ What handler authors use is re-exported here; `tests/test_public_api.py` pins th
 from __future__ import annotations
 
 from .app import WebhooksServer, webhook_endpoint
-from .client import HubClient
+from .client import HubClient, InstancesClient
 from .context import DeliveryContext, GiveUp, RetryLater
 from .payload import (
     WebhookPayload,
@@ -30,6 +30,7 @@ __all__ = [
     "DeliveryContext",
     "GiveUp",
     "HubClient",
+    "InstancesClient",
     "RetryLater",
     "RetryPolicy",
     "Router",

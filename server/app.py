@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import inbox, security
 from .client import HubClient
+from .client.instances import InstancesClient
 from .context import DeliveryContext
 from .db import Database
 from .inbox import Accepted, ClaimedJob, Incoming
@@ -182,8 +183,10 @@ class WebhooksServer:
         #: extra injectable types: (type, provider(invocation, annotation)), e.g. clients.
         self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
             (HubClient, lambda _inv, _a: self.hub),
+            (InstancesClient, lambda _inv, _a: self.instances),
         ]
         self._hub: HubClient | None = None
+        self._instances: InstancesClient | None = None
         self.db: Database | None = None
         self.worker: Worker | None = None
         self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
@@ -201,6 +204,21 @@ class WebhooksServer:
                 env={},  # configuration comes from Settings alone
             )
         return self._hub
+
+    @property
+    def instances(self) -> InstancesClient:
+        """The server's one instance-provider client (`instances: InstancesClient`)."""
+        if self._instances is None:
+            s = self.settings
+            secret = s.cortecs_client_secret
+            self._instances = InstancesClient(
+                s.cortecs_client_id,
+                secret.get_secret_value() if secret else None,
+                base_url=s.cortecs_api_base_url,
+                max_hourly_cost=s.max_hourly_cost,
+                env={},  # configuration comes from Settings alone
+            )
+        return self._instances
 
     def _check_secret(self) -> None:
         if self.webhook_secret is None:

@@ -24,6 +24,9 @@ start with one line naming the variable, the value's problem and the expected fo
 | SPACEHOOKS_SHUTDOWN_GRACE | 20 | seconds running jobs get to finish on SIGTERM |
 | SPACEHOOKS_LOG_LEVEL | INFO | logging level |
 | GRADIO_SERVER_NAME, GRADIO_SERVER_PORT | see `serve` | bind address and port when not given |
+| SPACEHOOKS_MAX_HOURLY_COST | none | refuse instance starts/scales above this hourly cost |
+| CORTECS_CLIENT_ID, CORTECS_CLIENT_SECRET | none | instance provider credentials |
+| CORTECS_API_BASE_URL | the provider's | instance provider API base URL |
 | SPACEHOOKS_ADMIN_TOKEN | none | bearer token for the admin API (else loopback only, off Spaces) |
 """
 
@@ -71,6 +74,10 @@ class Settings(BaseModel):
     server_name: str | None = Field(None, alias="GRADIO_SERVER_NAME")
     server_port: int | None = Field(None, alias="GRADIO_SERVER_PORT", gt=0, lt=65536)
     admin_token: SecretStr | None = Field(None, alias="SPACEHOOKS_ADMIN_TOKEN")
+    max_hourly_cost: float | None = Field(None, alias="SPACEHOOKS_MAX_HOURLY_COST", ge=0)
+    cortecs_client_id: str | None = Field(None, alias="CORTECS_CLIENT_ID")
+    cortecs_client_secret: SecretStr | None = Field(None, alias="CORTECS_CLIENT_SECRET")
+    cortecs_api_base_url: str | None = Field(None, alias="CORTECS_API_BASE_URL")
 
     @field_validator("hf_endpoint")
     @classmethod
@@ -104,6 +111,7 @@ class Settings(BaseModel):
                     "HF_TOKEN",
                     "DATABASE_URL",
                     "SPACEHOOKS_ADMIN_TOKEN",
+                    "CORTECS_CLIENT_SECRET",
                 }
                 shown = "(hidden)" if secret else repr(err.get("input"))
                 problems.append(f"{name}={shown}: {err['msg']}")

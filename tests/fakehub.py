@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.pg import free_port
+from tests.loopback import serve
 
 RUNTIME = {
     "stage": "RUNNING",
@@ -132,27 +129,18 @@ class FakeHub:
         self.lfs_threshold = lfs_threshold
         self.multipart_chunk = multipart_chunk
         self.stored: dict[str, tuple[int, str]] = {}  # lfs oid -> (size, sha256 received)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = ""
         app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]
         )
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-        )
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._serving = serve(app)
 
     def __enter__(self) -> FakeHub:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        self._serving.__exit__(*exc)
 
     def fail(
         self,

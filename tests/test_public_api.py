@@ -8,6 +8,7 @@ def test_public_surface_is_exactly_what_handler_authors_use() -> None:
         "DeliveryContext",
         "GiveUp",
         "HubClient",
+        "InstancesClient",
         "RetryLater",
         "RetryPolicy",
         "Router",

@@ -27,6 +27,14 @@ from .http import (
     Unauthorized,
 )
 from .hub import HubClient, SpaceWaitError, resolve_token
+from .instances import (
+    CostCeilingExceeded,
+    Instance,
+    InstancesClient,
+    InstancesError,
+    InvalidInstanceArgs,
+    ScaleFailed,
+)
 from .models import (
     CommitInfo,
     DiscussionComment,
@@ -48,6 +56,7 @@ __all__ = [
     "CommitOperationCopy",
     "CommitOperationDelete",
     "Conflict",
+    "CostCeilingExceeded",
     "DiscussionComment",
     "DiscussionWithDetails",
     "EntryNotFound",
@@ -60,6 +69,10 @@ __all__ = [
     "InferenceEndpointError",
     "InferenceEndpointStatus",
     "InferenceEndpointTimeoutError",
+    "Instance",
+    "InstancesClient",
+    "InstancesError",
+    "InvalidInstanceArgs",
     "NotFound",
     "PreconditionFailed",
     "RateLimited",
@@ -67,6 +80,7 @@ __all__ = [
     "RepoUrl",
     "RetryConfig",
     "RevisionNotFound",
+    "ScaleFailed",
     "ServerError",
     "SpaceHardware",
     "SpaceRuntime",
