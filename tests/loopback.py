@@ -14,11 +14,12 @@ from tests.pg import free_port
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Yields the base URL; stops the server when the block ends."""
+def serve(app: Any, lifespan: str = "off") -> Iterator[str]:
+    """Yields the base URL; stops the server when the block ends (running the app's lifespan
+    when `lifespan="on"`)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -305,7 +305,12 @@ class HttpClient:
                 response = self.session.request(
                     method, self.url(path), headers=all_headers, **kwargs
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                # ChunkedEncodingError: the connection broke in the middle of the answer.
                 if retryable and attempt <= self.retry.max_retries:
                     self._wait(attempt, None, f"{method} {shown}: {type(exc).__name__}")
                     continue

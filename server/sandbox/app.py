@@ -3,7 +3,8 @@
 /_sandbox/ and faults on demand for every route.
 
     sandbox = Sandbox(speed=60)          # one simulated minute per real second
-    uvicorn.run(sandbox.app, port=8000)  # HF_ENDPOINT=http://127.0.0.1:8000, token sandbox.demo.token
+    uvicorn.run(sandbox.app, port=8000)  # then HF_ENDPOINT=http://127.0.0.1:8000 and
+                                         # the token sandbox.demo.token
 """
 
 from __future__ import annotations

@@ -206,7 +206,8 @@ class HubState:
         self, repo: Repo, branch: str, files: dict[str, Blob], title: str, message: str, author: str
     ) -> Commit:
         parent = repo.branches.get(branch)
-        seed = f"{repo.id}:{parent}:{title}:{next(_ids)}:{sorted((p, b.etag) for p, b in files.items())}"
+        content = sorted((path, blob.etag) for path, blob in files.items())
+        seed = f"{repo.id}:{parent}:{title}:{next(_ids)}:{content}"
         oid = hashlib.sha1(seed.encode()).hexdigest()
         commit = Commit(oid, parent, files, title, message, author, self.clock.now())
         repo.commits[oid] = commit
