@@ -190,6 +190,8 @@ class WebhooksServer:
         self.db: Database | None = None
         self.worker: Worker | None = None
         self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
+        #: the embedded sandbox Hub's URL when one is in use (no HF_TOKEN): shown as a banner
+        self.sandbox_url: str | None = None
         self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
         self.fastapi_app = self._build_app()
 

@@ -50,22 +50,89 @@ def collect_routers(module_names: Sequence[str]) -> list:
 
 
 def build_server(
-    settings: Settings, handler_modules: Sequence[str] = (), *, ui: bool = True
+    settings: Settings,
+    handler_modules: Sequence[str] = (),
+    *,
+    ui: bool = True,
+    extra_routers: Sequence[object] = (),
 ) -> object:
     from .app import WebhooksServer
 
     loaded = load_handlers(handler_modules)
     return WebhooksServer(
-        ui=None if ui else False, settings=settings, routers=collect_routers(loaded)
+        ui=None if ui else False,
+        settings=settings,
+        routers=[*collect_routers(loaded), *extra_routers],
     )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serving import serve
+    from .serving import configure_logging, serve
 
     settings = Settings.from_env()
-    server = build_server(settings, args.handlers, ui=not args.no_ui)
-    serve(server, host=args.host, port=args.port, share=args.share)  # type: ignore[arg-type]
+    configure_logging(settings.log_level)
+    if settings.hf_token is not None:
+        server = build_server(settings, args.handlers, ui=not args.no_ui)
+        serve(server, host=args.host, port=args.port, share=args.share)  # type: ignore[arg-type]
+        return 0
+    # No token: the embedded sandbox Hub, so the whole loop can be tried without credentials.
+    from .sandbox.embedded import EmbeddedSandbox, demo_router
+
+    sandbox = EmbeddedSandbox(speed=settings.sandbox_speed, token=settings.sandbox_token)
+    log.warning(
+        "SANDBOX MODE: HF_TOKEN is not set, so the clients talk to the built-in sandbox Hub at "
+        "%s (demo account 'demo', token %s), not to huggingface.co. Set HF_TOKEN to use the "
+        "real Hub.",
+        sandbox.url,
+        sandbox.token,
+    )
+    server = build_server(
+        sandbox.settings_for(settings),
+        args.handlers,
+        ui=not args.no_ui,
+        extra_routers=[demo_router],
+    )
+    server.sandbox_url = sandbox.url  # type: ignore[attr-defined]
+
+    def register(base_url: str) -> None:
+        sandbox.register(base_url, server.router.paths(), settings.secret)  # type: ignore[attr-defined]
+
+    try:
+        serve(
+            server,
+            host=args.host,
+            port=args.port,
+            share=args.share,  # type: ignore[arg-type]
+            on_ready=register,
+        )
+    finally:
+        sandbox.close()
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .sandbox.app import PROVIDER_PATH, Sandbox
+    from .serving import configure_logging
+
+    configure_logging("INFO")
+    box = Sandbox(args.speed, demo_token=args.token)
+    box.base_url = f"http://127.0.0.1:{args.port}"
+    print(
+        f"spacehooks sandbox Hub on {box.base_url} (time x{args.speed:g})\n"
+        f"  export HF_ENDPOINT={box.base_url}\n"
+        f"  export HF_TOKEN={box.demo.token}\n"
+        f"  instance provider: CORTECS_API_BASE_URL={box.base_url}{PROVIDER_PATH} "
+        f"CORTECS_CLIENT_ID=demo-client CORTECS_CLIENT_SECRET=$HF_TOKEN\n"
+        "  huggingface_hub users: set HF_HUB_DISABLE_XET=1 for large files (Xet is not "
+        "simulated).",
+        flush=True,
+    )
+    try:
+        uvicorn.run(box.app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        box.close()
     return 0
 
 
@@ -97,6 +164,22 @@ def _parser() -> argparse.ArgumentParser:
         "--no-ui", action="store_true", help="serve webhooks and the API only, without Gradio"
     )
     serve.set_defaults(run=_serve)
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the sandbox Hub alone",
+        description="Run the simulated Hub, Inference Endpoints API and instance provider, for "
+        "any client (huggingface_hub's included) to use with HF_ENDPOINT.",
+    )
+    sandbox.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    sandbox.add_argument("--token", help="the demo account's token (default: generated, printed)")
+    sandbox.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second (default 1; tests use 1000)",
+    )
+    sandbox.set_defaults(run=_sandbox)
     return parser
 
 

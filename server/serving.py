@@ -8,6 +8,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -50,10 +51,17 @@ def open_tunnel(port: int) -> str | None:
 class _Server(uvicorn.Server):
     """uvicorn's server, announcing the webhook URLs once it listens."""
 
-    def __init__(self, config: uvicorn.Config, app: WebhooksServer, share: bool) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        app: WebhooksServer,
+        share: bool,
+        on_ready: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.spacehooks = app
         self.share = share
+        self.on_ready = on_ready
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
@@ -68,6 +76,8 @@ class _Server(uvicorn.Server):
         if self.share:
             tunnel = await asyncio.to_thread(open_tunnel, self.config.port)
             base = tunnel or base
+        if self.on_ready is not None:
+            await asyncio.to_thread(self.on_ready, f"http://{shown_host}:{self.config.port}")
         urls = webhook_urls(self.spacehooks, base)
         lines = "\n".join(f"  - POST {url}" for url in urls) or "  (no webhook registered)"
         log.info(
@@ -93,8 +103,12 @@ def serve(
     port: int | None = None,
     share: bool = False,
     block: bool = True,
+    on_ready: Callable[[str], None] | None = None,
 ) -> uvicorn.Server:
-    """Serve on `host:port` (0.0.0.0:7860 on a Space, else 127.0.0.1:7860)."""
+    """Serve on `host:port` (0.0.0.0:7860 on a Space, else 127.0.0.1:7860).
+
+    `on_ready(local_base_url)` runs once the server listens, before the URLs are announced.
+    """
     configure_logging(server.settings.log_level)
     tune_gc()
     settings = server.settings
@@ -109,7 +123,7 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=int(server.settings.shutdown_grace) + 5,
     )
-    userver = _Server(config, server, share)
+    userver = _Server(config, server, share, on_ready)
     if block:
         userver.run()
     else:

@@ -27,6 +27,8 @@ start with one line naming the variable, the value's problem and the expected fo
 | SPACEHOOKS_MAX_HOURLY_COST | none | refuse instance starts/scales above this hourly cost |
 | CORTECS_CLIENT_ID, CORTECS_CLIENT_SECRET | none | instance provider credentials |
 | CORTECS_API_BASE_URL | the provider's | instance provider API base URL |
+| SPACEHOOKS_SANDBOX_SPEED | 10 | simulated seconds per second in the sandbox (no HF_TOKEN) |
+| SPACEHOOKS_SANDBOX_TOKEN | generated | the sandbox demo account's token |
 | SPACEHOOKS_ADMIN_TOKEN | none | bearer token for the admin API (else loopback only, off Spaces) |
 """
 
@@ -78,6 +80,8 @@ class Settings(BaseModel):
     cortecs_client_id: str | None = Field(None, alias="CORTECS_CLIENT_ID")
     cortecs_client_secret: SecretStr | None = Field(None, alias="CORTECS_CLIENT_SECRET")
     cortecs_api_base_url: str | None = Field(None, alias="CORTECS_API_BASE_URL")
+    sandbox_speed: float = Field(10.0, alias="SPACEHOOKS_SANDBOX_SPEED", gt=0)
+    sandbox_token: str | None = Field(None, alias="SPACEHOOKS_SANDBOX_TOKEN")
 
     @field_validator("hf_endpoint")
     @classmethod

@@ -50,16 +50,24 @@ def landing_markdown(server: WebhooksServer, base_url: str) -> str:
         if server.webhook_secret
         else "**No webhook secret is configured**: these endpoints accept anyone's requests."
     )
-    return (
-        "# spacehooks\n\n"
+    sandbox = (
+        f"> **SANDBOX**: no `HF_TOKEN` is set, so this server talks to the built-in sandbox Hub "
+        f"at {server.sandbox_url}, not to huggingface.co. Commit to the `demo/corpus` dataset "
+        "there and watch the `demo/trainer` Space go to a GPU.\n\n"
+        if server.sandbox_url
+        else ""
+    )
+    about = (
         "This server receives Hugging Face Hub webhooks, stores every delivery durably and runs "
         "the automations registered for it, with retries and replay.\n\n"
-        f"## Webhook URLs\n\n{urls}\n\n{secret}\n\n"
+    )
+    register = (
         "## Register a URL on the Hub\n\n"
         "Open https://huggingface.co/settings/webhooks, choose *Add a new webhook*, paste a URL "
         "above, pick the repos or users to watch and the events (repo, discussion), and set the "
         "secret to the value of `WEBHOOK_SECRET`."
     )
+    return f"# spacehooks\n\n{sandbox}{about}## Webhook URLs\n\n{urls}\n\n{secret}\n\n{register}"
 
 
 def _build_holder(server: WebhooksServer) -> Any:

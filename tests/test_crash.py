@@ -39,6 +39,8 @@ def test_no_acknowledged_delivery_is_lost_across_sigkills(tmp_path: Path) -> Non
         "LEDGER_MAX_SLEEP": "0.05",
         "SPACEHOOKS_ACK_BUDGET": "0.03",  # a mix of 200 (done in time) and 202 (still running)
         "SPACEHOOKS_POLL_INTERVAL": "0.1",
+        # An inbox test: no sandbox Hub needed (the ledger handler never calls the Hub).
+        "HF_TOKEN": "hf_unused",
     }
     template = sample_json("repo-content-main-and-tag.json")
     acked: set[str] = set()

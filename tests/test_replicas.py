@@ -30,6 +30,7 @@ def test_two_processes_share_the_inbox_and_run_each_job_once(postgres, tmp_path:
         "LEDGER_FAIL_FIRST": "1",
         "SPACEHOOKS_POLL_INTERVAL": "0.05",
         "SPACEHOOKS_CLAIM_TTL": "5",
+        "HF_TOKEN": "hf_unused",  # no sandbox Hub: the ledger handler never calls the Hub
     }
     servers = [
         spacehooks(

@@ -259,7 +259,12 @@ class HttpClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # A loopback server (the sandbox, a test server) is never reached through a proxy.
+            host = re.sub(r"^https?://", "", self.base_url).split("/")[0].rsplit(":", 1)[0]
+            session.trust_env = host not in ("127.0.0.1", "localhost", "[::1]")
+        self.session = session
         self.retry = retry or RetryConfig()
         self.timeout = timeout
 
