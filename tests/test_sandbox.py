@@ -231,3 +231,63 @@ def test_wrong_secret_deliveries_are_recorded_as_refused(box, make_settings) -> 
     assert attempt["status"] == 403
     assert attempt["payload"]["event"] == {"action": "create", "scope": "discussion"}
     assert attempt["payload"]["comment"]["content"] == "Discussion opened with spacehooks."
+
+
+def test_repo_lifecycle_events_branches_discussions_and_endpoints(box) -> None:
+    sandbox, url, hub = box
+    auth = {"authorization": f"Bearer {sandbox.demo.token}"}
+    seen: list[dict] = []
+    sandbox.state.listeners.append(lambda repo, parts: seen.append({"repo": repo.repo_id, **parts}))
+    hub.create_repo("demo/scratch")
+    requests.post(
+        url + "/api/models/demo/scratch/branch/dev", json={}, headers=auth, timeout=5
+    ).raise_for_status()
+    assert "dev" in {
+        b["name"]
+        for b in requests.get(
+            url + "/api/models/demo/scratch/refs", headers=auth, timeout=5
+        ).json()["branches"]
+    }
+    requests.put(
+        url + "/api/models/demo/scratch/settings",
+        json={"visibility": "private"},
+        headers=auth,
+        timeout=5,
+    ).raise_for_status()
+    requests.post(
+        url + "/api/repos/move",
+        json={"fromRepo": "demo/scratch", "toRepo": "demo/renamed", "type": "model"},
+        headers=auth,
+        timeout=5,
+    ).raise_for_status()
+    assert hub.repo_info("demo/renamed")["private"] is True
+    hub.delete_repo("demo/renamed")
+    events = [(e["repo"], e["event"]["action"], e["event"]["scope"]) for e in seen]
+    assert events == [
+        ("demo/scratch", "create", "repo"),
+        ("demo/scratch", "update", "repo.content"),
+        ("demo/scratch", "update", "repo.config"),
+        ("demo/scratch", "move", "repo"),
+        ("demo/renamed", "delete", "repo"),
+    ]
+    assert seen[2]["updatedConfig"] == {"private": True}
+    assert seen[3]["movedTo"]["name"] == "demo/renamed"
+
+    pr = hub.create_pull_request("demo/model", "Add a card")
+    assert hub.list_repo_files("demo/model", revision=f"refs/pr/{pr.num}")
+    closed = hub.change_discussion_status("demo/model", pr.num, "closed", comment="not now")
+    assert closed.type == "status-change"
+    hub.change_discussion_status("demo/model", pr.num, "open")
+    merged = requests.post(
+        f"{url}/api/models/demo/model/discussions/{pr.num}/merge", headers=auth, timeout=5
+    ).json()
+    assert merged["status"] == "merged"
+    assert hub.get_discussion_details("demo/model", pr.num).status == "merged"
+
+    endpoint = hub.get_inference_endpoint("model-endpoint", namespace="demo")
+    assert endpoint.status == "running"
+    updated = endpoint.update(revision="v2", min_replica=1)
+    assert updated.status == "updating" and updated.revision == "v2"
+    assert endpoint.scale_to_zero().status == "scaledToZero"
+    endpoint.delete()
+    assert hub.list_inference_endpoints("demo") == []

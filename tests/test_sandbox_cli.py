@@ -20,8 +20,22 @@ pytestmark = pytest.mark.slow
 def test_sandbox_command_serves_any_client(tmp_path: Path) -> None:
     port = free_port()
     proc = ServerProcess(
-        [sys.executable, "-m", "server.cli", "sandbox", "--port", str(port), "--token",
-         "hf_demo_token", "--speed", "1000"], {}, tmp_path / "log", port)
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "sandbox",
+            "--port",
+            str(port),
+            "--token",
+            "hf_demo_token",
+            "--speed",
+            "1000",
+        ],
+        {},
+        tmp_path / "log",
+        port,
+    )
     try:
         proc.wait_ready(path="/_sandbox/info")
         from huggingface_hub import HfApi
@@ -39,8 +53,12 @@ def test_sandbox_command_serves_any_client(tmp_path: Path) -> None:
 
 
 def test_serve_without_a_token_runs_the_whole_loop_in_the_sandbox(tmp_path: Path) -> None:
-    env = {"SPACEHOOKS_DB": str(tmp_path / "inbox.db"), "SPACEHOOKS_SANDBOX_TOKEN": "hf_demo",
-           "SPACEHOOKS_SANDBOX_SPEED": "1000", "WEBHOOK_SECRET": "loop"}
+    env = {
+        "SPACEHOOKS_DB": str(tmp_path / "inbox.db"),
+        "SPACEHOOKS_SANDBOX_TOKEN": "hf_demo",
+        "SPACEHOOKS_SANDBOX_SPEED": "1000",
+        "WEBHOOK_SECRET": "loop",
+    }
     server = spacehooks("serve", "--no-ui", env=env, log=tmp_path / "log")
     try:
         server.wait_ready()
@@ -50,14 +68,19 @@ def test_serve_without_a_token_runs_the_whole_loop_in_the_sandbox(tmp_path: Path
         hub = HubClient(sandbox_url, "hf_demo", env={})
         (webhook,) = hub.list_webhooks()
         assert webhook.url == f"http://127.0.0.1:{server.port}/webhooks/hub"
-        hub.upload_file(path_or_fileobj=b"more rows", path_in_repo="rows.csv",
-                        repo_id="demo/corpus", repo_type="dataset")
+        hub.upload_file(
+            path_or_fileobj=b"more rows",
+            path_in_repo="rows.csv",
+            repo_id="demo/corpus",
+            repo_type="dataset",
+        )
         deadline = time.monotonic() + 30
         while hub.get_space_runtime("demo/trainer").requested_hardware != "t4-small":
             assert time.monotonic() < deadline, server.output[-2000:]
             time.sleep(0.05)
-        deliveries = requests.get(server.url + "/api/deliveries", params={"repo": "demo/corpus"},
-                                  timeout=5).json()["items"]
+        deliveries = requests.get(
+            server.url + "/api/deliveries", params={"repo": "demo/corpus"}, timeout=5
+        ).json()["items"]
         assert [(d["scope"], d["status"]) for d in deliveries] == [("repo.content", "succeeded")]
     finally:
         server.stop()

@@ -7,6 +7,7 @@ against it unchanged (tests/test_sandbox_fidelity.py is the proof).
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from typing import Any
 from urllib.parse import quote, unquote
@@ -171,6 +172,40 @@ def make_hub_router(state: HubState) -> APIRouter:
             del state.repos[(repo_type, repo_id)]
         state.announce(repo, {"event": {"action": "delete", "scope": "repo"}})
         return PlainTextResponse("OK")
+
+    @router.post("/api/repos/move")
+    async def move_repo(request: Request) -> Any:
+        body = await request.json()
+        repo_type = body.get("type") or "model"
+        source, target = body.get("fromRepo", ""), body.get("toRepo", "")
+        found = access.repo(request, f"{repo_type}s", source, write=True)
+        if isinstance(found, JSONResponse):
+            return found
+        repo, account = found
+        namespace, _, new_name = target.partition("/")
+        if not new_name or account is None or not state.may_write(account, namespace):
+            return hub_error(
+                400,
+                f"Cannot move {source} to {target!r}: expected a namespace/name you can write to.",
+            )
+        if state.repo(repo_type, target) is not None:
+            return hub_error(409, f"{target} already exists.")
+        with state.lock:
+            del state.repos[(repo_type, source)]
+            repo.namespace, repo.name = namespace, new_name
+            state.repos[(repo_type, target)] = repo
+        owner = state.accounts[namespace].id if namespace in state.accounts else namespace
+        # The Hub announces the move on the repo under its old name, pointing at the new one.
+        old = copy.copy(repo)
+        old.namespace, old.name = source.split("/", 1)
+        state.announce(
+            old,
+            {
+                "event": {"action": "move", "scope": "repo"},
+                "movedTo": {"name": target, "owner": {"id": owner}},
+            },
+        )
+        return {}
 
     @router.put("/api/{kind}/{ns}/{name}/settings")
     async def settings(kind: str, ns: str, name: str, request: Request) -> Any:
