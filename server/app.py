@@ -397,7 +397,10 @@ class WebhooksServer:
             return _error(503, "The inbox is unavailable; the delivery was not stored. Retry.")
         if isinstance(stored, inbox.Duplicate):
             log.info("delivery duplicate path=%s of=%s", path, stored.delivery_id)
-            return JSONResponse({"duplicate_of": stored.delivery_id})
+            return JSONResponse(
+                {"duplicate_of": stored.delivery_id},
+                headers={"x-spacehooks-delivery": stored.delivery_id},
+            )
         log.info(
             "delivery stored id=%s path=%s scope=%s repo=%s jobs=%d",
             stored.delivery_id,
@@ -407,8 +410,12 @@ class WebhooksServer:
             len(tasks),
         )
         if not tasks:
-            return JSONResponse({"handled": False, "delivery_id": stored.delivery_id})
-        return await self._answer(stored, tasks)
+            response: Response = JSONResponse({"handled": False, "delivery_id": stored.delivery_id})
+        else:
+            response = await self._answer(stored, tasks)
+        # Whatever the body (a handler's result, as huggingface_hub answers), the id is here.
+        response.headers["x-spacehooks-delivery"] = stored.delivery_id
+        return response
 
     async def _accept(
         self, item: Incoming

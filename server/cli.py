@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from .settings import ConfigError, Settings
+from .workflows import UsageError
 
 __all__ = ["load_handlers", "main"]
 
@@ -66,47 +70,120 @@ def build_server(
     )
 
 
+class _TunnelRegistration:
+    """`serve --share --register ID`: the webhook points at the tunnel while serving, and back
+    at its previous URL afterwards."""
+
+    def __init__(self, hub: Any, webhook_id: str, paths: list[str]) -> None:
+        self.hub, self.webhook_id, self.paths = hub, webhook_id, paths
+        self.previous: Any = None
+
+    def point(self, tunnel: str | None) -> None:
+        from .client import HubError
+
+        try:
+            self._point(tunnel)
+        except HubError as exc:  # the server still serves locally
+            log.error(
+                "--register: could not point webhook %s at the tunnel: %s", self.webhook_id, exc
+            )
+
+    def _point(self, tunnel: str | None) -> None:
+        if tunnel is None:
+            log.warning("--register: no tunnel, so webhook %s was left as it is.", self.webhook_id)
+            return
+        self.previous = self.hub.get_webhook(self.webhook_id)
+        path = "/webhooks/hub" if "/webhooks/hub" in self.paths else self.paths[0]
+        self.hub.update_webhook(
+            self.webhook_id,
+            url=tunnel.rstrip("/") + path,
+            watched=self.previous.watched,
+            domains=self.previous.domains,
+        )
+        log.info(
+            "Webhook %s now points at %s%s until this server stops.",
+            self.webhook_id,
+            tunnel.rstrip("/"),
+            path,
+        )
+
+    def restore(self) -> None:
+        from .client import HubError
+
+        if self.previous is None:
+            return
+        try:
+            self._restore()
+        except HubError as exc:
+            log.error(
+                "--register: could not restore webhook %s to %s: %s",
+                self.webhook_id,
+                self.previous.url,
+                exc,
+            )
+
+    def _restore(self) -> None:
+        self.hub.update_webhook(
+            self.webhook_id,
+            url=self.previous.url,
+            watched=self.previous.watched,
+            domains=self.previous.domains,
+        )
+        log.info("Webhook %s points at %s again.", self.webhook_id, self.previous.url)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .serving import configure_logging, serve
 
+    if args.register and not args.share:
+        raise UsageError(
+            "--register WEBHOOK_ID needs --share (it points the webhook at the tunnel)."
+        )
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    if settings.hf_token is not None:
-        server = build_server(settings, args.handlers, ui=not args.no_ui)
-        serve(server, host=args.host, port=args.port, share=args.share)  # type: ignore[arg-type]
-        return 0
-    # No token: the embedded sandbox Hub, so the whole loop can be tried without credentials.
-    from .sandbox.embedded import EmbeddedSandbox, demo_router
+    sandbox = None
+    extra: list[object] = []
+    if settings.hf_token is None:
+        # No token: the embedded sandbox Hub, so the whole loop can be tried without credentials.
+        from .sandbox.embedded import EmbeddedSandbox, demo_router
 
-    sandbox = EmbeddedSandbox(speed=settings.sandbox_speed, token=settings.sandbox_token)
-    log.warning(
-        "SANDBOX MODE: HF_TOKEN is not set, so the clients talk to the built-in sandbox Hub at "
-        "%s (demo account 'demo', token %s), not to huggingface.co. Set HF_TOKEN to use the "
-        "real Hub.",
-        sandbox.url,
-        sandbox.token,
+        sandbox = EmbeddedSandbox(speed=settings.sandbox_speed, token=settings.sandbox_token)
+        log.warning(
+            "SANDBOX MODE: HF_TOKEN is not set, so the clients talk to the built-in sandbox Hub "
+            "at %s (demo account 'demo', token %s), not to huggingface.co. Set HF_TOKEN to use "
+            "the real Hub.",
+            sandbox.url,
+            sandbox.token,
+        )
+        settings = sandbox.settings_for(settings)
+        extra.append(demo_router)
+    server: Any = build_server(settings, args.handlers, ui=not args.no_ui, extra_routers=extra)
+    tunnel_hook = (
+        _TunnelRegistration(server.hub, args.register, server.router.paths())
+        if args.register
+        else None
     )
-    server = build_server(
-        sandbox.settings_for(settings),
-        args.handlers,
-        ui=not args.no_ui,
-        extra_routers=[demo_router],
-    )
-    server.sandbox_url = sandbox.url  # type: ignore[attr-defined]
+    if sandbox is not None:
+        server.sandbox_url = sandbox.url
 
-    def register(base_url: str) -> None:
-        sandbox.register(base_url, server.router.paths(), settings.secret)  # type: ignore[attr-defined]
+    def ready(local: str, tunnel: str | None) -> None:
+        if sandbox is not None:
+            sandbox.register(local, server.router.paths(), settings.secret)
+        if tunnel_hook is not None:
+            tunnel_hook.point(tunnel)
 
     try:
         serve(
             server,
             host=args.host,
             port=args.port,
-            share=args.share,  # type: ignore[arg-type]
-            on_ready=register,
+            share=args.share,
+            on_ready=ready,
+            on_stop=tunnel_hook.restore if tunnel_hook else None,
         )
     finally:
-        sandbox.close()
+        if sandbox is not None:
+            sandbox.close()
     return 0
 
 
@@ -136,6 +213,101 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hub() -> Any:
+    from .client import HubClient
+
+    return HubClient()
+
+
+def _secret(given: str | None) -> str | None:
+    return given or Settings.from_env().secret
+
+
+def _register(args: argparse.Namespace) -> int:
+    from .workflows import parse_watch, register
+
+    watched = [parse_watch(spec) for spec in args.watch]
+    webhook, created = register(_hub(), args.url, watched, args.domain, _secret(args.secret))
+    print(f"{'Created' if created else 'Updated'} webhook {webhook.id} -> {webhook.url}")
+    print(webhook.id)
+    return 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    hub = _hub()
+    if args.action == "list":
+        for w in hub.list_webhooks():
+            watched = ", ".join(f"{i.type}:{i.name}" for i in w.watched)
+            state = "disabled" if w.disabled else "enabled"
+            print(f"{w.id}  {state:8}  {w.url}  [{watched}] {','.join(w.domains)}")
+        return 0
+    if args.webhook_id is None:
+        raise UsageError(
+            f"webhooks {args.action} needs a WEBHOOK_ID (see: spacehooks webhooks list)."
+        )
+    if args.action == "delete":
+        hub.delete_webhook(args.webhook_id)
+        print(f"Deleted webhook {args.webhook_id}")
+        return 0
+    action = {
+        "show": hub.get_webhook,
+        "enable": hub.enable_webhook,
+        "disable": hub.disable_webhook,
+    }[args.action]
+    w = action(args.webhook_id)
+    print(
+        json.dumps(
+            {
+                "id": w.id,
+                "url": w.url,
+                "disabled": w.disabled,
+                "domains": w.domains,
+                "watched": [{"type": i.type, "name": i.name} for i in w.watched],
+                "secret": "set" if w.secret else None,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .workflows import deploy, parse_watch
+
+    done = deploy(
+        _hub(),
+        args.space_id,
+        hardware=args.hardware,
+        private=args.private,
+        storage=args.storage,
+        sleep_time=args.sleep_time,
+        secret=_secret(args.secret),
+        watched=[parse_watch(spec) for spec in args.watch] or None,
+        public_url=args.public_url,
+        timeout=args.timeout,
+    )
+    if done.webhook is not None:
+        print(f"Webhook {done.webhook.id} -> {done.webhook.url}")
+    print(f"Console: {done.console_url}")
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from .workflows import send
+
+    status, body, delivery = send(
+        args.url,
+        event=args.event,
+        payload_file=args.payload,
+        secret=_secret(args.secret),
+        sign=args.sign,
+    )
+    print(f"HTTP {status}")
+    print(body)
+    print(f"delivery id: {delivery or '(none: the delivery was not stored)'}")
+    return 0 if status < 400 else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spacehooks",
@@ -161,6 +333,11 @@ def _parser() -> argparse.ArgumentParser:
         "--share", action="store_true", help="open a public tunnel for local debugging"
     )
     serve.add_argument(
+        "--register",
+        metavar="WEBHOOK_ID",
+        help="with --share: point this Hub webhook at the tunnel while serving, then restore it",
+    )
+    serve.add_argument(
         "--no-ui", action="store_true", help="serve webhooks and the API only, without Gradio"
     )
     serve.set_defaults(run=_serve)
@@ -180,20 +357,114 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated seconds per real second (default 1; tests use 1000)",
     )
     sandbox.set_defaults(run=_sandbox)
+
+    register = sub.add_parser(
+        "register",
+        help="create or update the Hub webhook pointing at a URL",
+        description="Create the webhook that points at URL, or update the one that already "
+        "does (so running it twice makes one webhook). Prints the webhook's id.",
+    )
+    register.add_argument(
+        "url", help="the webhook URL, e.g. https://me-hooks.hf.space/webhooks/hub"
+    )
+    register.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="KIND:NAME",
+        help="user:NAME, org:NAME, model:NS/NAME, dataset:NS/NAME or space:NS/NAME (repeatable)",
+    )
+    register.add_argument(
+        "--domain",
+        action="append",
+        default=[],
+        choices=["repo", "discussion"],
+        help="event domains (repeatable; default both)",
+    )
+    register.add_argument("--secret", help="the shared secret (default: WEBHOOK_SECRET)")
+    register.set_defaults(run=_register)
+
+    webhooks = sub.add_parser(
+        "webhooks",
+        help="list, show, enable, disable or delete webhooks",
+        description="Manage your Hub webhooks.",
+    )
+    webhooks.add_argument("action", choices=["list", "show", "enable", "disable", "delete"])
+    webhooks.add_argument("webhook_id", nargs="?", help="the webhook (not for list)")
+    webhooks.set_defaults(run=_webhooks)
+
+    deploy = sub.add_parser(
+        "deploy",
+        help="deploy this server as a Space",
+        description="Create the Space if missing, upload space/, server/ and handlers/ in one "
+        "commit (only what changed), set WEBHOOK_SECRET and HF_TOKEN, request the hardware, wait "
+        "until it runs, and point a webhook at it.",
+    )
+    deploy.add_argument("space_id", help="user/name of the Space")
+    deploy.add_argument("--hardware", default="cpu-basic", help="default cpu-basic")
+    deploy.add_argument("--private", action="store_true", help="create the Space private")
+    deploy.add_argument("--storage", help="persistent storage tier: small, medium or large")
+    deploy.add_argument("--sleep-time", type=int, help="seconds idle before the Space sleeps")
+    deploy.add_argument(
+        "--secret",
+        help="WEBHOOK_SECRET for the Space (default: the variable, else kept or generated)",
+    )
+    deploy.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="KIND:NAME",
+        help="what the webhook watches (default: user:<the Space's owner>)",
+    )
+    deploy.add_argument(
+        "--public-url", help="the Space's URL (default https://<subdomain>.hf.space)"
+    )
+    deploy.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds to wait for the Space to run (default 1800)",
+    )
+    deploy.set_defaults(run=_deploy)
+
+    send = sub.add_parser(
+        "send",
+        help="send a test webhook to a URL",
+        description="POST a realistic sample payload (or --payload FILE) as the Hub would, and "
+        "print the status, the response and the delivery id.",
+    )
+    send.add_argument("url")
+    send.add_argument(
+        "--event",
+        default="repo.content:update",
+        help="scope:action of the sample (default repo.content:update)",
+    )
+    send.add_argument("--payload", type=Path, help="send this JSON file instead of a sample")
+    send.add_argument("--secret", help="the shared secret (default: WEBHOOK_SECRET)")
+    send.add_argument("--sign", action="store_true", help="also sign it (Standard Webhooks)")
+    send.set_defaults(run=_send)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .client import HubError
+    from .workflows import WorkflowError
+
     try:
         return int(args.run(args))
-    except ConfigError as exc:
-        print(f"spacehooks: {exc}", file=sys.stderr)
-        return 1
-    except (ImportError, RuntimeError, ValueError, TypeError) as exc:
+    except UsageError as exc:
+        print(f"spacehooks {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (ConfigError, WorkflowError, HubError) as exc:
         if args.debug:
             raise
-        print(f"spacehooks: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"spacehooks {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (ImportError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"spacehooks {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -304,7 +304,10 @@ class _Writer(threading.Thread):
                     stopping = True
                     break
                 group.append(nxt)
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception:  # never let one group end the writer: every later write would hang
+                log.exception("database writer: unexpected error; continuing")
 
     @staticmethod
     def _apply(conn: Connection, group: list[_Entry]) -> list[Any]:
@@ -333,10 +336,23 @@ class _Writer(threading.Thread):
                     self._commit([entry])
                 return
             log.error("database write failed: %s: %s", type(exc).__name__, exc)
-            group[0][2].set_exception(exc)
+            _settle(group[0][2], error=exc)
             return
         for (_, _, fut), result in zip(group, results, strict=True):
-            fut.set_result(result)
+            _settle(fut, result=result)
+
+
+def _settle(
+    fut: concurrent.futures.Future[Any], *, result: Any = None, error: BaseException | None = None
+) -> None:
+    """Resolve a write's future, unless its waiter gave up (a cancelled future): the write
+    itself is committed either way."""
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
 
 
 class _Checkpointer(threading.Thread):

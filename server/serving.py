@@ -56,12 +56,14 @@ class _Server(uvicorn.Server):
         config: uvicorn.Config,
         app: WebhooksServer,
         share: bool,
-        on_ready: Callable[[str], None] | None = None,
+        on_ready: Callable[[str, str | None], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         self.spacehooks = app
         self.share = share
         self.on_ready = on_ready
+        self.on_stop = on_stop
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
@@ -72,18 +74,27 @@ class _Server(uvicorn.Server):
         gc.freeze()
         host = self.config.host
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        base = self.spacehooks.settings.public_url(f"http://{shown_host}:{self.config.port}")
+        local = f"http://{shown_host}:{self.config.port}"
+        base = self.spacehooks.settings.public_url(local)
+        tunnel = None
         if self.share:
             tunnel = await asyncio.to_thread(open_tunnel, self.config.port)
             base = tunnel or base
         if self.on_ready is not None:
-            await asyncio.to_thread(self.on_ready, f"http://{shown_host}:{self.config.port}")
+            await asyncio.to_thread(self.on_ready, local, tunnel)
         urls = webhook_urls(self.spacehooks, base)
         lines = "\n".join(f"  - POST {url}" for url in urls) or "  (no webhook registered)"
         log.info(
             "Webhooks are ready:\n%s\nRegister them at https://huggingface.co/settings/webhooks",
             lines,
         )
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        # Here rather than after run(): uvicorn re-raises SIGTERM once it has shut down, so
+        # code after serve() would never run on a Space restart.
+        if self.on_stop is not None:
+            await asyncio.to_thread(self.on_stop)
+        await super().shutdown(sockets)
 
 
 def tune_gc() -> None:
@@ -103,11 +114,13 @@ def serve(
     port: int | None = None,
     share: bool = False,
     block: bool = True,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: Callable[[str, str | None], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> uvicorn.Server:
     """Serve on `host:port` (0.0.0.0:7860 on a Space, else 127.0.0.1:7860).
 
-    `on_ready(local_base_url)` runs once the server listens, before the URLs are announced.
+    `on_ready(local_base_url, tunnel_url_or_None)` runs once the server listens, before the URLs
+    are announced; `on_stop()` runs when it begins shutting down (Ctrl-C and SIGTERM included).
     """
     configure_logging(server.settings.log_level)
     tune_gc()
@@ -123,7 +136,7 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=int(server.settings.shutdown_grace) + 5,
     )
-    userver = _Server(config, server, share, on_ready)
+    userver = _Server(config, server, share, on_ready, on_stop)
     if block:
         userver.run()
     else:

@@ -105,7 +105,15 @@ class Worker:
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking work, give running jobs `grace` seconds, and release the rest."""
         self._accepting = False
-        for task in self._loops:
+        poll, *others = self._loops
+        # The poll loop ends between iterations: cancelled mid-write, it would leave jobs claimed
+        # by this process that nobody runs until the claim expires.
+        self._wake.set()
+        try:
+            await asyncio.wait_for(poll, timeout=10)
+        except asyncio.TimeoutError:
+            poll.cancel()
+        for task in others:
             task.cancel()
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):

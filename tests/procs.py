@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServerProcess:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, port: int) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, port: int, cwd: Path = ROOT
+    ) -> None:
         self.port = port
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
@@ -25,7 +27,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             args,
             env=full_env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -264,3 +264,28 @@ def test_concurrent_claims_on_postgres_are_disjoint(postgres) -> None:
     assert len(everything) == 40 == len(set(everything))
     db.close()
     del stored
+
+
+def test_a_cancelled_waiter_does_not_stop_the_writer(db: Database) -> None:
+    import asyncio
+
+    db.start_writer()
+
+    def slow(conn):
+        time.sleep(0.2)
+        return inbox.store(
+            conn, incoming(b'{"slow": 1}'), worker="w", dedupe_window=600, claim_ttl=30
+        )
+
+    async def scenario():
+        waiter = asyncio.create_task(db.write(slow))
+        await asyncio.sleep(0.05)  # the write is in progress in the writer thread
+        waiter.cancel()
+        # The cancelled write still commits, and the writer takes the next one.
+        return await asyncio.wait_for(db.write(lambda c: "still writing"), timeout=10)
+
+    assert asyncio.run(scenario()) == "still writing"
+    assert (
+        db.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar())
+        == 1
+    )

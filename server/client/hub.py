@@ -146,6 +146,11 @@ class HubClient(EndpointsMixin, CommitsMixin):
     def has_token(self) -> bool:
         return self._http._token is not None
 
+    @property
+    def token(self) -> str | None:
+        """The token in use (for handing to a Space as its secret; never printed by reprs)."""
+        return self._http._token
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
         return response.json() if response.content else None
@@ -287,6 +292,10 @@ class HubClient(EndpointsMixin, CommitsMixin):
         if description is not None:
             body["description"] = description
         self._http.request("POST", f"/api/spaces/{repo_id}/secrets", json=body, idempotent=True)
+
+    def get_space_secrets(self, repo_id: str) -> dict[str, dict[str, Any]]:
+        """The Space's secret names with their description (the Hub never returns values)."""
+        return dict(self._json("GET", f"/api/spaces/{repo_id}/secrets") or {})
 
     def delete_space_secret(self, repo_id: str, key: str) -> None:
         self._http.request("DELETE", f"/api/spaces/{repo_id}/secrets", json={"key": key})
