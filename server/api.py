@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from . import inbox
 
@@ -85,6 +85,14 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", dependencies=admin, include_in_schema=False)
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        db, _ = runtime()
+        counts = await db.aread(inbox.counts_by_status)
+        return Response(server.metrics.render(counts), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/deliveries", dependencies=admin)
     async def list_deliveries(

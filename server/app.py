@@ -32,6 +32,7 @@ from .client.instances import InstancesClient
 from .context import DeliveryContext
 from .db import Database
 from .inbox import Accepted, ClaimedJob, Incoming
+from .metrics import Metrics
 from .payload import WebhookPayload
 from .routing import (
     Filter,
@@ -187,6 +188,7 @@ class WebhooksServer:
         ]
         self._hub: HubClient | None = None
         self._instances: InstancesClient | None = None
+        self.metrics = Metrics()
         self.db: Database | None = None
         self.worker: Worker | None = None
         self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
@@ -205,6 +207,8 @@ class WebhooksServer:
                 token.get_secret_value() if token else False,
                 env={},  # configuration comes from Settings alone
             )
+            self._hub._http.observer = self.metrics.observer("hub")
+            self._hub._ie.observer = self.metrics.observer("inference-endpoints")
         return self._hub
 
     @property
@@ -220,6 +224,7 @@ class WebhooksServer:
                 max_hourly_cost=s.max_hourly_cost,
                 env={},  # configuration comes from Settings alone
             )
+            self._instances._http.observer = self.metrics.observer("instances")
         return self._instances
 
     def _check_secret(self) -> None:
@@ -289,7 +294,7 @@ class WebhooksServer:
         await asyncio.to_thread(self.db.create_schema)
         self.db.start_writer()
         handlers = {h.name: h for h in self.router.handlers}
-        self.worker = Worker(self.db, self.settings, handlers, self._invoke)
+        self.worker = Worker(self.db, self.settings, handlers, self._invoke, self.metrics)
         await self.worker.start()
         async with contextlib.AsyncExitStack() as stack:
             ui_task = None
@@ -340,6 +345,7 @@ class WebhooksServer:
         try:
             body = await _read_body(request, self.settings.max_body_bytes)
         except _BodyTooLarge:
+            self.metrics.deliveries.labels(path, "invalid").inc()
             return _error(413, f"Body over the limit of {self.settings.max_body_bytes} bytes.")
         headers = request.headers
         try:
@@ -352,6 +358,7 @@ class WebhooksServer:
                 schemes=self.schemes,
             )
         except security.Rejection as rejection:
+            self.metrics.deliveries.labels(path, "refused").inc()
             log.warning(
                 "webhook refused path=%s status=%d reason=%s",
                 path,
@@ -369,8 +376,10 @@ class WebhooksServer:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
+                self.metrics.deliveries.labels(path, "invalid").inc()
                 return _error(400, "Body is not valid JSON.")
             if strict:
+                self.metrics.deliveries.labels(path, "invalid").inc()
                 fields = [
                     {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
                     for e in exc.errors()[:20]
@@ -396,6 +405,7 @@ class WebhooksServer:
             log.exception("could not store a delivery for %s", path)
             return _error(503, "The inbox is unavailable; the delivery was not stored. Retry.")
         if isinstance(stored, inbox.Duplicate):
+            self.metrics.deliveries.labels(path, "duplicate").inc()
             log.info("delivery duplicate path=%s of=%s", path, stored.delivery_id)
             return JSONResponse(
                 {"duplicate_of": stored.delivery_id},
@@ -409,6 +419,7 @@ class WebhooksServer:
             item.repo,
             len(tasks),
         )
+        self.metrics.deliveries.labels(path, "stored" if tasks else "unhandled").inc()
         if not tasks:
             response: Response = JSONResponse({"handled": False, "delivery_id": stored.delivery_id})
         else:

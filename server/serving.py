@@ -27,6 +27,43 @@ def configure_logging(level: str) -> None:
     logging.getLogger("spacehooks").setLevel(level)
 
 
+class RedactSecrets(logging.Filter):
+    """Replaces secret values (tokens, the webhook secret) by *** in every log line, the
+    message, its arguments and any traceback included."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is masked whole.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            record.msg, record.args = self._clean(record.getMessage()), None
+            if record.exc_info:
+                record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True
+
+
+def redact_logs(server: WebhooksServer) -> None:
+    """Install `RedactSecrets` for this server's secrets on every handler of the root logger."""
+    s = server.settings
+    values = [server.webhook_secret or ""]
+    for secret in (s.hf_token, s.admin_token, s.cortecs_client_secret, s.database_url_env):
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    redactor = RedactSecrets(values)
+    for handler in logging.getLogger().handlers:
+        for existing in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
+            handler.removeFilter(existing)
+        handler.addFilter(redactor)
+
+
 def webhook_urls(server: WebhooksServer, base_url: str) -> list[str]:
     return [f"{base_url.rstrip('/')}{path}" for path in server.router.paths()]
 
@@ -123,6 +160,7 @@ def serve(
     are announced; `on_stop()` runs when it begins shutting down (Ctrl-C and SIGTERM included).
     """
     configure_logging(server.settings.log_level)
+    redact_logs(server)
     tune_gc()
     settings = server.settings
     host = host or settings.server_name or ("0.0.0.0" if settings.on_space else "127.0.0.1")

@@ -31,6 +31,7 @@ from . import inbox
 from .context import RetryLater, is_retryable
 from .db import Database
 from .inbox import ClaimedJob
+from .metrics import Metrics
 from .routing import Handler
 from .settings import Settings
 
@@ -71,11 +72,13 @@ class Worker:
         settings: Settings,
         handlers: dict[str, Handler],
         invoke: Invoke,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.handlers = handlers
         self._invoke = invoke
+        self.metrics = metrics or Metrics()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.executor = ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix="spacehooks-handler"
@@ -237,6 +240,9 @@ class Worker:
                 error,
                 f" retry_in_s={retry_at - now:.1f}" if retry_at else "",
             )
+        self.metrics.handler_seconds.labels(job.handler, outcome.status).observe(duration)
+        if outcome.status == "failed":
+            self.metrics.retries.labels(job.handler).inc()
         # Recorded in the next group commit; the caller need not wait for the disk.
         fut = self.db.submit_item(inbox.finish_many, finish)
         fut.add_done_callback(_log_write_failure)

@@ -291,3 +291,27 @@ def test_repo_lifecycle_events_branches_discussions_and_endpoints(box) -> None:
     assert endpoint.scale_to_zero().status == "scaledToZero"
     endpoint.delete()
     assert hub.list_inference_endpoints("demo") == []
+
+
+def test_upload_folder_deletes_what_matches_and_was_not_uploaded(box, tmp_path) -> None:
+    _, _, hub = box
+    hub.create_repo("demo/snapshots", repo_type="dataset")
+    for name in ("keep.txt", "logs/old.log", "logs/older.log", "other/x.log"):
+        hub.upload_file(
+            path_or_fileobj=name.encode(),
+            path_in_repo=f"snap/{name}",
+            repo_id="demo/snapshots",
+            repo_type="dataset",
+        )
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "new.log").write_text("fresh")
+    (tmp_path / "keep.txt").write_text("kept, updated")
+    hub.upload_folder(
+        repo_id="demo/snapshots",
+        repo_type="dataset",
+        folder_path=tmp_path,
+        path_in_repo="snap",
+        delete_patterns=["logs/*.log"],
+    )
+    files = set(hub.list_repo_files("demo/snapshots", repo_type="dataset"))
+    assert files == {".gitattributes", "snap/keep.txt", "snap/logs/new.log", "snap/other/x.log"}

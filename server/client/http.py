@@ -30,7 +30,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,6 +267,8 @@ class HttpClient:
         self.session = session
         self.retry = retry or RetryConfig()
         self.timeout = timeout
+        #: called with the status code of every answer (the server counts them for /metrics)
+        self.observer: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r}, token={'***' if self._token else None})"
@@ -323,6 +325,8 @@ class HttpClient:
                     f"{method} {shown}: no answer from {self.base_url} "
                     f"({type(exc).__name__}) after {attempt} attempt(s)"
                 ) from exc
+            if self.observer is not None:
+                self.observer(response.status_code)
             if response.status_code < 400:
                 return response
             if (
