@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["install"]
 
+# "testclient" is the peer name of Starlette's in-process TestClient; over TCP a peer is an IP.
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 _FORWARDED = ("x-forwarded-for", "forwarded", "x-real-ip")
 

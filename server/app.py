@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from functools import cached_property
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -169,8 +171,6 @@ class WebhooksServer:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.webhook_secret = webhook_secret or self.settings.secret
-        if webhook_secret:
-            self.settings = self.settings.model_copy(update={"webhook_secret": None})
         self._check_secret()
         unknown = set(schemes) - security.SCHEMES
         if unknown:
@@ -188,6 +188,7 @@ class WebhooksServer:
         ]
         self._hub: HubClient | None = None
         self._instances: InstancesClient | None = None
+        self._clients_lock = threading.Lock()  # sync handlers may ask from several threads
         self.metrics = Metrics()
         self.db: Database | None = None
         self.worker: Worker | None = None
@@ -200,6 +201,10 @@ class WebhooksServer:
     @property
     def hub(self) -> HubClient:
         """The server's one Hub client (what `hub: HubClient` parameters receive)."""
+        with self._clients_lock:
+            return self._hub_client()
+
+    def _hub_client(self) -> HubClient:
         if self._hub is None:
             token = self.settings.hf_token
             self._hub = HubClient(
@@ -214,6 +219,10 @@ class WebhooksServer:
     @property
     def instances(self) -> InstancesClient:
         """The server's one instance-provider client (`instances: InstancesClient`)."""
+        with self._clients_lock:
+            return self._instances_client()
+
+    def _instances_client(self) -> InstancesClient:
         if self._instances is None:
             s = self.settings
             secret = s.cortecs_client_secret
@@ -368,6 +377,7 @@ class WebhooksServer:
             return JSONResponse(rejection.body(), status_code=rejection.status_code)
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media and media not in _JSON_TYPES and not media.endswith("+json"):
+            self.metrics.deliveries.labels(path, "invalid").inc()
             return _error(400, f"Content-Type {media!r} is not JSON: send application/json.")
 
         payload: WebhookPayload | None = None
@@ -386,7 +396,7 @@ class WebhooksServer:
                 ]
                 return _error(422, "Body is not a valid Hub webhook payload.", fields=fields)
         matched = tuple(h.name for h in handlers if payload is None or h.filter.matches(payload))
-        query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "secret")
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "secret"])
         item = Incoming(
             endpoint=path,
             headers=inbox.safe_headers(headers.items()),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -158,7 +159,7 @@ class Worker:
         handler = self.handlers.get(job.handler)
         async with self._slots:
             started = time.time()
-            job = ClaimedJob(**{**job.__dict__, "started_at": started})
+            job = dataclasses.replace(job, started_at=started)
             if handler is None:
                 exc: BaseException = LookupError(
                     f"No handler named {job.handler!r} is registered in this process."

@@ -315,3 +315,19 @@ def test_fuzz_no_input_causes_a_5xx(
     r = strict_client.post("/webhooks/strict", content=body, headers=headers, params=query)
     assert r.status_code < 500, (r.status_code, r.text)
     assert "Traceback" not in r.text
+
+
+def test_query_of_a_stored_delivery_keeps_its_values_and_drops_the_secret(make_settings) -> None:
+    app = WebhooksServer(ui=False, webhook_secret=SECRET, settings=make_settings(), routers=[])
+
+    @app.add_webhook
+    def echo_query(request: Request):
+        return dict(request.query_params)
+
+    with TestClient(app.fastapi_app) as c:
+        r = c.post(
+            "/webhooks/echo_query",
+            content=BODY,
+            params={"secret": SECRET, "tag": "a&b=c", "n": "1"},
+        )
+    assert r.json() == {"tag": "a&b=c", "n": "1"}

@@ -65,6 +65,13 @@ def hf_name_of(model_id: str) -> str:
     return model_id.replace("--", "/")
 
 
+def _check_workers(num_workers: int) -> None:
+    if not 1 <= num_workers <= MAX_WORKERS:
+        raise InvalidInstanceArgs(
+            f"num_workers={num_workers!r} is out of range: use 1 to {MAX_WORKERS}."
+        )
+
+
 class InstancesError(HubError):
     pass
 
@@ -292,10 +299,8 @@ class InstancesClient:
     ) -> InstanceArgs:
         """Validate the arguments and fill the provider's defaults (as the provider would)."""
         model_id = model_id_of(model_id)
-        if num_workers is not None and not 1 <= num_workers <= MAX_WORKERS:
-            raise InvalidInstanceArgs(
-                f"num_workers={num_workers!r} is out of range: use 1 to {MAX_WORKERS}."
-            )
+        if num_workers is not None:
+            _check_workers(num_workers)
         if billing_interval is not None and billing_interval not in BILLING_INTERVALS:
             raise InvalidInstanceArgs(
                 f"billing_interval={billing_interval!r} is unknown: use one of "
@@ -497,10 +502,7 @@ class InstancesClient:
         A new instance with the new count is started and waited for; only once it runs is the
         old one stopped. If the new one fails, it is stopped and the old one keeps running.
         """
-        if not 1 <= num_workers <= MAX_WORKERS:
-            raise InvalidInstanceArgs(
-                f"num_workers={num_workers!r} is out of range: use 1 to {MAX_WORKERS}."
-            )
+        _check_workers(num_workers)
         old = self.get_instance(instance_id)
         if old.instance_args.num_workers == num_workers and old.status == "running":
             return old

@@ -206,6 +206,12 @@ def create_provider_app(state: ProviderState) -> FastAPI:
         inst = state.instances.get(instance_id)
         return inst if inst is not None else _error(404, f"Instance {instance_id!r} not found.")
 
+    async def instance_in_body(request: Request) -> _Instance | JSONResponse:
+        """The caller is authorised and names an existing instance in `{"instance_id"}`."""
+        if (denied := authorized(request)) is not None:
+            return denied
+        return find((await request.json()).get("instance_id", ""))
+
     @app.post("/oauth2/token")
     async def token(request: Request) -> JSONResponse:
         try:
@@ -292,9 +298,7 @@ def create_provider_app(state: ProviderState) -> FastAPI:
 
     @app.post("/instances/restart")
     async def restart(request: Request) -> Any:
-        if (denied := authorized(request)) is not None:
-            return denied
-        inst = find((await request.json()).get("instance_id", ""))
+        inst = await instance_in_body(request)
         if isinstance(inst, JSONResponse):
             return inst
         state._advance(inst)
@@ -311,9 +315,7 @@ def create_provider_app(state: ProviderState) -> FastAPI:
 
     @app.post("/instances/stop")
     async def stop(request: Request) -> Any:
-        if (denied := authorized(request)) is not None:
-            return denied
-        inst = find((await request.json()).get("instance_id", ""))
+        inst = await instance_in_body(request)
         if isinstance(inst, JSONResponse):
             return inst
         state._advance(inst)

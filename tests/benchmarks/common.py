@@ -11,17 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.pg import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret"
 BODY = (ROOT / "server" / "samples" / "repo-content-main-and-tag.json").read_bytes()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
