@@ -45,6 +45,17 @@ def put_trainer_on_gpu(hub: HubClient) -> dict[str, Any]:
     }
 
 
+_THREAD = "spacehooks-sandbox"
+
+
+class _QuietSandboxServer(logging.Filter):
+    """Drops uvicorn's own lines about the sandbox's server ("Uvicorn running on ..."): next to
+    the main server's, they read as if the app were listening on the sandbox's port."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != _THREAD
+
+
 class EmbeddedSandbox:
     """A `Sandbox` served on loopback in this process."""
 
@@ -61,9 +72,10 @@ class EmbeddedSandbox:
             access_log=False,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, name="spacehooks-sandbox", daemon=True
-        )
+        quiet = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _QuietSandboxServer) for f in quiet.filters):
+            quiet.addFilter(_QuietSandboxServer())
+        self._thread = threading.Thread(target=self._server.run, name=_THREAD, daemon=True)
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():

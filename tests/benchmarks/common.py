@@ -56,6 +56,8 @@ def start(name: str, ui: bool = True) -> Started:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "SPACEHOOKS_DB": str(workdir / "inbox.db"),
         "SPACEHOOKS_LOG_LEVEL": "WARNING",
+        # The production configuration: with a token, spacehooks starts no sandbox Hub.
+        "HF_TOKEN": "hf_benchmark_unused",
         "PYTHONPATH": str(ROOT),
     }
     apps = ROOT / "tests" / "benchmarks" / "apps"
