@@ -5,8 +5,9 @@ What handler authors use is re-exported here; `tests/test_public_api.py` pins th
 
 from __future__ import annotations
 
-from .app import WebhooksServer, webhook_endpoint
+from .app import WebhooksServer
 from .client import HubClient, InstancesClient
+from .compat import webhook_endpoint
 from .context import DeliveryContext, GiveUp, RetryLater
 from .payload import (
     WebhookPayload,

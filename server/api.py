@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from . import inbox
+from . import inbox, inspection
 
 if TYPE_CHECKING:
     from .app import WebhooksServer
@@ -92,7 +92,7 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         db, _ = runtime()
-        counts = await db.aread(inbox.counts_by_status)
+        counts = await db.aread(inspection.counts_by_status)
         return Response(server.metrics.render(counts), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/deliveries", dependencies=admin)
@@ -109,7 +109,7 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
         db, _ = runtime()
         return await db.aread(
             partial(
-                inbox.list_deliveries,
+                inspection.list_deliveries,
                 status=status,
                 endpoint=endpoint,
                 repo=repo,
@@ -124,7 +124,7 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
     @app.get("/api/deliveries/{delivery_id}", dependencies=admin)
     async def get_delivery(delivery_id: str) -> dict[str, Any]:
         db, _ = runtime()
-        detail = await db.aread(partial(inbox.delivery_detail, delivery_id=delivery_id))
+        detail = await db.aread(partial(inspection.delivery_detail, delivery_id=delivery_id))
         if detail is None:
             raise HTTPException(404, f"No delivery with id {delivery_id!r}.")
         return detail
@@ -132,7 +132,7 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
     @app.post("/api/deliveries/{delivery_id}/replay", dependencies=admin)
     async def replay(delivery_id: str) -> dict[str, Any]:
         db, worker = runtime()
-        exists = await db.aread(partial(inbox.delivery_detail, delivery_id=delivery_id))
+        exists = await db.aread(partial(inspection.delivery_detail, delivery_id=delivery_id))
         if exists is None:
             raise HTTPException(404, f"No delivery with id {delivery_id!r}.")
         job_ids = await db.write(partial(inbox.replay, delivery_id=delivery_id, now=time.time()))

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -34,6 +33,7 @@ from .client.instances import InstancesClient
 from .context import DeliveryContext
 from .db import Database
 from .inbox import Accepted, ClaimedJob, Incoming
+from .invocation import Invocation
 from .metrics import Metrics
 from .payload import WebhookPayload
 from .routing import (
@@ -48,7 +48,7 @@ from .routing import (
 from .settings import Settings
 from .worker import JobOutcome, Worker
 
-__all__ = ["WebhooksServer", "webhook_endpoint"]
+__all__ = ["WebhooksServer"]
 
 log = logging.getLogger("spacehooks")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,57 +95,6 @@ class _WebhookRoute:
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-
-class Invocation:
-    """One attempt of one job: what handler arguments are built from."""
-
-    def __init__(self, job: ClaimedJob, app: FastAPI) -> None:
-        self.job = job
-        self._app = app
-        self._payloads: dict[type, BaseModel] = {}
-
-    def payload(self, model: type[BaseModel] = WebhookPayload) -> BaseModel:
-        if model not in self._payloads:
-            self._payloads[model] = model.model_validate_json(self.job.body)
-        return self._payloads[model]
-
-    @cached_property
-    def request(self) -> Request:
-        """The webhook request as it was received (secrets removed), replayable any time."""
-        job = self.job
-        scope = {
-            "type": "http",
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": job.endpoint,
-            "raw_path": job.endpoint.encode(),
-            "root_path": "",
-            "query_string": job.query.encode("latin-1"),
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in job.headers.items()],
-            "client": None,
-            "server": None,
-            "app": self._app,
-        }
-        body = job.body
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return Request(scope, receive)
-
-    @cached_property
-    def context(self) -> DeliveryContext:
-        job = self.job
-        return DeliveryContext(
-            delivery_id=job.delivery_id,
-            job_id=job.job_id,
-            handler=job.handler,
-            endpoint=job.endpoint,
-            attempt=job.attempt,
-            received_at=job.received_at,
-        )
 
 
 class WebhooksServer:
@@ -529,50 +478,3 @@ def _json_result(value: Any) -> Response:
         return JSONResponse(jsonable_encoder(value))
     except Exception:
         return JSONResponse({"result": repr(value)[:2000]})
-
-
-# -- huggingface_hub's module-level decorator -------------------------------------------------
-
-_shared_server: WebhooksServer | None = None
-
-
-def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[[F], F]:
-    """Register a webhook on one shared server that starts when the script ends.
-
-    `fn.launch()` starts it at once instead (huggingface_hub's notebook usage). This is the one
-    place spacehooks sets an attribute on a user's function, because that API requires it.
-    """
-    if callable(path):
-        return webhook_endpoint()(path)  # type: ignore[return-value]
-
-    def register(fn: F) -> F:
-        global _shared_server
-        if _shared_server is None:
-            _shared_server = WebhooksServer(routers=[])
-            _launch_at_exit(_shared_server)
-        server = _shared_server
-        server.add_webhook(path)(fn)
-
-        def launch_now(**kwargs: Any) -> None:
-            server._launched = True
-            server.launch(**kwargs)
-
-        fn.launch = launch_now  # type: ignore[attr-defined]
-        return fn
-
-    return register
-
-
-def _launch_at_exit(server: WebhooksServer) -> None:
-    # Not `atexit`: by the time atexit callbacks run, concurrent.futures has shut its thread
-    # pools down, and the server needs them (sync handlers, database calls). Threading's exit
-    # hooks run earlier, newest first, so one registered now (after concurrent.futures was
-    # imported by this package) runs while the pools still work. It is the hook
-    # concurrent.futures itself uses; private, hence contained here.
-    import threading
-
-    def launch_unless_launched() -> None:
-        if not server._launched:
-            server.launch()
-
-    threading._register_atexit(launch_unless_launched)  # type: ignore[attr-defined]

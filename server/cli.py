@@ -70,70 +70,9 @@ def build_server(
     )
 
 
-class _TunnelRegistration:
-    """`serve --share --register ID`: the webhook points at the tunnel while serving, and back
-    at its previous URL afterwards."""
-
-    def __init__(self, hub: Any, webhook_id: str, paths: list[str]) -> None:
-        self.hub, self.webhook_id, self.paths = hub, webhook_id, paths
-        self.previous: Any = None
-
-    def point(self, tunnel: str | None) -> None:
-        from .client import HubError
-
-        try:
-            self._point(tunnel)
-        except HubError as exc:  # the server still serves locally
-            log.error(
-                "--register: could not point webhook %s at the tunnel: %s", self.webhook_id, exc
-            )
-
-    def _point(self, tunnel: str | None) -> None:
-        if tunnel is None:
-            log.warning("--register: no tunnel, so webhook %s was left as it is.", self.webhook_id)
-            return
-        self.previous = self.hub.get_webhook(self.webhook_id)
-        path = "/webhooks/hub" if "/webhooks/hub" in self.paths else self.paths[0]
-        self.hub.update_webhook(
-            self.webhook_id,
-            url=tunnel.rstrip("/") + path,
-            watched=self.previous.watched,
-            domains=self.previous.domains,
-        )
-        log.info(
-            "Webhook %s now points at %s%s until this server stops.",
-            self.webhook_id,
-            tunnel.rstrip("/"),
-            path,
-        )
-
-    def restore(self) -> None:
-        from .client import HubError
-
-        if self.previous is None:
-            return
-        try:
-            self._restore()
-        except HubError as exc:
-            log.error(
-                "--register: could not restore webhook %s to %s: %s",
-                self.webhook_id,
-                self.previous.url,
-                exc,
-            )
-
-    def _restore(self) -> None:
-        self.hub.update_webhook(
-            self.webhook_id,
-            url=self.previous.url,
-            watched=self.previous.watched,
-            domains=self.previous.domains,
-        )
-        log.info("Webhook %s points at %s again.", self.webhook_id, self.previous.url)
-
-
 def _serve(args: argparse.Namespace) -> int:
     from .serving import configure_logging, serve
+    from .workflows import TunnelRegistration
 
     if args.register and not args.share:
         raise UsageError(
@@ -159,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
         extra.append(demo_router)
     server: Any = build_server(settings, args.handlers, ui=not args.no_ui, extra_routers=extra)
     tunnel_hook = (
-        _TunnelRegistration(server.hub, args.register, server.router.paths())
+        TunnelRegistration(server.hub, args.register, server.router.paths())
         if args.register
         else None
     )

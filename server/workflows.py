@@ -6,6 +6,7 @@ test events. Each function raises `UsageError` (exit 2) for input the user can f
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
@@ -17,13 +18,14 @@ from typing import Any
 
 import requests
 
-from .client import HubClient, SpaceWaitError, WebhookInfo
+from .client import HubClient, HubError, SpaceWaitError, WebhookInfo
 from .client.commits import CommitOperationAdd, CommitOperationDelete
 from .client.models import SpaceHardware, SpaceStorage
 from .security import sign_standard
 
 __all__ = [
     "SAMPLES",
+    "TunnelRegistration",
     "UsageError",
     "WorkflowError",
     "deploy",
@@ -32,6 +34,8 @@ __all__ = [
     "register",
     "send",
 ]
+
+log = logging.getLogger("spacehooks")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = {
@@ -260,3 +264,61 @@ def send(
         except (ValueError, AttributeError):
             delivery = None
     return response.status_code, response.text, delivery
+
+
+class TunnelRegistration:
+    """`serve --share --register ID`: the webhook points at the tunnel while serving, and back
+    at its previous URL afterwards."""
+
+    def __init__(self, hub: Any, webhook_id: str, paths: list[str]) -> None:
+        self.hub, self.webhook_id, self.paths = hub, webhook_id, paths
+        self.previous: Any = None
+
+    def point(self, tunnel: str | None) -> None:
+        try:
+            self._point(tunnel)
+        except HubError as exc:  # the server still serves locally
+            log.error(
+                "--register: could not point webhook %s at the tunnel: %s", self.webhook_id, exc
+            )
+
+    def _point(self, tunnel: str | None) -> None:
+        if tunnel is None:
+            log.warning("--register: no tunnel, so webhook %s was left as it is.", self.webhook_id)
+            return
+        self.previous = self.hub.get_webhook(self.webhook_id)
+        path = "/webhooks/hub" if "/webhooks/hub" in self.paths else self.paths[0]
+        self.hub.update_webhook(
+            self.webhook_id,
+            url=tunnel.rstrip("/") + path,
+            watched=self.previous.watched,
+            domains=self.previous.domains,
+        )
+        log.info(
+            "Webhook %s now points at %s%s until this server stops.",
+            self.webhook_id,
+            tunnel.rstrip("/"),
+            path,
+        )
+
+    def restore(self) -> None:
+        if self.previous is None:
+            return
+        try:
+            self._restore()
+        except HubError as exc:
+            log.error(
+                "--register: could not restore webhook %s to %s: %s",
+                self.webhook_id,
+                self.previous.url,
+                exc,
+            )
+
+    def _restore(self) -> None:
+        self.hub.update_webhook(
+            self.webhook_id,
+            url=self.previous.url,
+            watched=self.previous.watched,
+            domains=self.previous.domains,
+        )
+        log.info("Webhook %s points at %s again.", self.webhook_id, self.previous.url)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from server import inbox
+from server import inbox, inspection
 from server.db import SCHEMA_VERSION, Database, SchemaTooNew, deliveries, jobs, meta
 from server.inbox import Accepted, Duplicate, Incoming
 
@@ -110,7 +110,7 @@ def test_retry_becomes_claimable_when_due_not_before(db: Database) -> None:
     assert claim(db) == []
     (again,) = claim(db, now=time.time() + 61)
     assert (again.job_id, again.attempt) == (job.job_id, 2)
-    detail = db.read(lambda c: inbox.delivery_detail(c, stored.delivery_id))
+    detail = db.read(lambda c: inspection.delivery_detail(c, stored.delivery_id))
     assert detail["status"] == "running"
 
 
@@ -122,7 +122,7 @@ def test_expired_claim_is_taken_over_and_the_old_owner_cannot_finish(db: Databas
     assert taken.job_id == job.job_id
     assert finish(db, job, worker="w1") is False  # w1's claim was lost: it must not clobber
     assert finish(db, taken, worker="w2") is True
-    detail = db.read(lambda c: inbox.delivery_detail(c, stored.delivery_id))
+    detail = db.read(lambda c: inspection.delivery_detail(c, stored.delivery_id))
     assert [a["outcome"] for a in detail["jobs"][0]["history"]] == ["superseded", "succeeded"]
 
 
@@ -145,7 +145,7 @@ def test_dead_then_replay_gets_a_fresh_budget_and_a_second_attempt(db: Database)
     (again,) = claim(db)
     assert (again.attempt, again.budget_start) == (2, 1)
     finish(db, again, worker="w2")
-    detail = db.read(lambda c: inbox.delivery_detail(c, stored.delivery_id))
+    detail = db.read(lambda c: inspection.delivery_detail(c, stored.delivery_id))
     assert detail["status"] == "succeeded"
     assert [a["outcome"] for a in detail["jobs"][0]["history"]] == ["dead", "succeeded"]
 
@@ -187,13 +187,13 @@ def test_listing_filters_and_pages(db: Database) -> None:
                 scope="repo.content",
             ),
         )
-    page = db.read(lambda c: inbox.list_deliveries(c, limit=3, offset=0))
+    page = db.read(lambda c: inspection.list_deliveries(c, limit=3, offset=0))
     assert page["total"] == 7 and len(page["items"]) == 3
     assert page["items"][0]["received_at"] > page["items"][1]["received_at"]
-    assert db.read(lambda c: inbox.list_deliveries(c, status="unhandled"))["total"] == 4
-    assert db.read(lambda c: inbox.list_deliveries(c, repo="org/r1"))["total"] == 2
-    assert db.read(lambda c: inbox.list_deliveries(c, scope="repo"))["total"] == 7
-    assert db.read(lambda c: inbox.list_deliveries(c, since=base + 5))["total"] == 2
+    assert db.read(lambda c: inspection.list_deliveries(c, status="unhandled"))["total"] == 4
+    assert db.read(lambda c: inspection.list_deliveries(c, repo="org/r1"))["total"] == 2
+    assert db.read(lambda c: inspection.list_deliveries(c, scope="repo"))["total"] == 7
+    assert db.read(lambda c: inspection.list_deliveries(c, since=base + 5))["total"] == 2
 
 
 def test_newer_schema_is_refused_with_a_clear_message(db: Database, db_url: str) -> None:

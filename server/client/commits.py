@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import hashlib
 import io
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from .http import HttpClient
 from .models import CommitInfo
+from .operations import (
+    CommitOperation,
+    CommitOperationAdd,
+    CommitOperationCopy,
+    CommitOperationDelete,
+)
 
 __all__ = [
     "CommitOperation",
@@ -37,26 +41,11 @@ __all__ = [
     "CommitsMixin",
 ]
 
-_CHUNK = 1024 * 1024
 _LFS_HEADERS = {
     "accept": "application/vnd.git-lfs+json",
     "content-type": "application/vnd.git-lfs+json",
 }
 _PREUPLOAD_BATCH = 256
-
-
-def _clean_path(path: str) -> str:
-    cleaned = path.replace("\\", "/")
-    while cleaned.startswith(("./", "/")):
-        cleaned = cleaned[2:] if cleaned.startswith("./") else cleaned[1:]
-    parts = cleaned.split("/")
-    if not cleaned or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"Invalid path in repo {path!r}: no empty, '.' or '..' segments.")
-    if parts[0] in (".git", ".cache"):
-        raise ValueError(
-            f"Invalid path in repo {path!r}: nothing may be written under {parts[0]}/."
-        )
-    return cleaned
 
 
 class _Slice(io.RawIOBase):
@@ -93,116 +82,6 @@ class _Slice(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
-
-
-@dataclass
-class CommitOperationAdd:
-    """Add or replace `path_in_repo` with a local file, bytes, or a binary file object."""
-
-    path_in_repo: str
-    path_or_fileobj: str | Path | bytes | BinaryIO
-    _digest: tuple[int, str, str, bytes] | None = field(default=None, init=False, repr=False)
-    upload_mode: str | None = field(default=None, init=False)
-    should_ignore: bool = field(default=False, init=False)
-    remote_oid: str | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.path_in_repo = _clean_path(self.path_in_repo)
-        source = self.path_or_fileobj
-        if isinstance(source, (str, Path)):
-            if not Path(source).is_file():
-                raise ValueError(f"{str(source)!r} is not a file to upload.")
-            self.path_or_fileobj = Path(source)
-
-    def open(self) -> BinaryIO:
-        source = self.path_or_fileobj
-        if isinstance(source, Path):
-            return open(source, "rb")
-        if isinstance(source, bytes):
-            return io.BytesIO(source)
-        source.seek(0)
-        return source
-
-    def _chunks(self) -> Iterator[bytes]:
-        handle = self.open()
-        try:
-            while chunk := handle.read(_CHUNK):
-                yield chunk
-        finally:
-            self._done_with(handle)
-
-    def _done_with(self, handle: BinaryIO) -> None:
-        # Close what we opened; a caller's own file object stays open.
-        if isinstance(self.path_or_fileobj, Path):
-            handle.close()
-
-    def read_all(self) -> bytes:
-        """The whole content (for regular files, which are small)."""
-        handle = self.open()
-        try:
-            return handle.read()
-        finally:
-            self._done_with(handle)
-
-    def digest(self) -> tuple[int, str, str, bytes]:
-        """(size, sha256, git blob sha1, first 512 bytes), computed in one streamed pass."""
-        if self._digest is None:
-            size, sha, sample = 0, hashlib.sha256(), b""
-            for chunk in self._chunks():
-                if len(sample) < 512:
-                    sample += chunk[: 512 - len(sample)]
-                size += len(chunk)
-                sha.update(chunk)
-            git = hashlib.sha1(f"blob {size}\0".encode())
-            for chunk in self._chunks():
-                git.update(chunk)
-            self._digest = (size, sha.hexdigest(), git.hexdigest(), sample)
-        return self._digest
-
-    @property
-    def size(self) -> int:
-        return self.digest()[0]
-
-    @property
-    def sha256(self) -> str:
-        return self.digest()[1]
-
-    @property
-    def unchanged(self) -> bool:
-        """The repo already has this exact content at this path (from the preupload answer)."""
-        if self.remote_oid is None:
-            return False
-        _, sha, git, _ = self.digest()
-        return self.remote_oid == (sha if self.upload_mode == "lfs" else git)
-
-
-@dataclass
-class CommitOperationDelete:
-    """Delete a file, or a folder when `is_folder` (default: a path ending with '/')."""
-
-    path_in_repo: str
-    is_folder: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.is_folder is None:
-            self.is_folder = self.path_in_repo.endswith("/")
-        self.path_in_repo = _clean_path(self.path_in_repo.rstrip("/"))
-
-
-@dataclass
-class CommitOperationCopy:
-    """Copy a file that is in the repo (at `src_revision`, default the commit's revision)."""
-
-    src_path_in_repo: str
-    path_in_repo: str
-    src_revision: str | None = None
-
-    def __post_init__(self) -> None:
-        self.src_path_in_repo = _clean_path(self.src_path_in_repo)
-        self.path_in_repo = _clean_path(self.path_in_repo)
-
-
-CommitOperation = CommitOperationAdd | CommitOperationDelete | CommitOperationCopy
 
 
 def _matches(path: str, patterns: list[str] | str | None) -> bool:
