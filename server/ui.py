@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app import WebhooksServer
 
-__all__ = ["LazyUI", "import_gradio", "landing_markdown"]
+__all__ = [
+    "LazyUI",
+    "import_gradio",
+    "landing_intro",
+    "landing_markdown",
+    "landing_register",
+    "webhook_urls_for",
+]
 
 log = logging.getLogger("spacehooks.ui")
 
@@ -41,15 +48,8 @@ _STARTING = (
 )
 
 
-def landing_markdown(server: WebhooksServer, base_url: str) -> str:
-    """The public landing page: what this is, the webhook URLs, how to register them."""
-    paths = server.router.paths()
-    urls = "\n".join(f"- `POST {base_url}{p}`" for p in paths) or "- (no webhook registered yet)"
-    secret = (
-        "A webhook secret is configured: the Hub must send the same value."
-        if server.webhook_secret
-        else "**No webhook secret is configured**: these endpoints accept anyone's requests."
-    )
+def landing_intro(server: WebhooksServer) -> str:
+    """The top of the public landing page: what this server is (and the SANDBOX banner)."""
     sandbox = (
         f"> **SANDBOX**: no `HF_TOKEN` is set, so this server talks to the built-in sandbox Hub "
         f"at {server.sandbox_url}, not to huggingface.co. Commit to the `demo/corpus` dataset "
@@ -57,17 +57,44 @@ def landing_markdown(server: WebhooksServer, base_url: str) -> str:
         if server.sandbox_url
         else ""
     )
-    about = (
-        "This server receives Hugging Face Hub webhooks, stores every delivery durably and runs "
-        "the automations registered for it, with retries and replay.\n\n"
+    return (
+        f"# spacehooks\n\n{sandbox}This server receives Hugging Face Hub webhooks, stores every "
+        "delivery durably and runs the automations registered for it, with retries and replay."
+        "\n\n## Webhook URLs"
     )
-    register = (
-        "## Register a URL on the Hub\n\n"
+
+
+def landing_register(server: WebhooksServer) -> str:
+    """The rest of the landing page: the secret's presence (never its value), how to register."""
+    secret = (
+        "A webhook secret is configured: the Hub must send the same value."
+        if server.webhook_secret
+        else "**No webhook secret is configured**: these endpoints accept anyone's requests."
+    )
+    return (
+        f"{secret}\n\n## Register a URL on the Hub\n\n"
         "Open https://huggingface.co/settings/webhooks, choose *Add a new webhook*, paste a URL "
         "above, pick the repos or users to watch and the events (repo, discussion), and set the "
-        "secret to the value of `WEBHOOK_SECRET`."
+        "secret to the value of `WEBHOOK_SECRET` (or run `spacehooks register URL --watch "
+        "user:NAME`).\n\nOperators: the console is at [/console](console)."
     )
-    return f"# spacehooks\n\n{sandbox}{about}## Webhook URLs\n\n{urls}\n\n{secret}\n\n{register}"
+
+
+def webhook_urls_for(server: WebhooksServer, headers: Any) -> str:
+    """The full webhook URLs as a visitor can reach them: the Space's URL when on a Space, else
+    the host the visitor used (a tunnel's included)."""
+    if server.settings.space_host:
+        base = f"https://{server.settings.space_host}"
+    else:
+        scheme = headers.get("x-forwarded-proto", "http")
+        base = f"{scheme}://{headers.get('x-forwarded-host') or headers.get('host', 'localhost')}"
+    return "\n".join(f"{base}{path}" for path in server.router.paths()) or "(none registered)"
+
+
+def landing_markdown(server: WebhooksServer, base_url: str) -> str:
+    """The landing page as one text (for places without Gradio, and tests)."""
+    urls = "\n".join(f"- `POST {base_url}{p}`" for p in server.router.paths())
+    return f"{landing_intro(server)}\n\n{urls}\n\n{landing_register(server)}"
 
 
 def _build_holder(server: WebhooksServer) -> Any:
@@ -78,10 +105,38 @@ def _build_holder(server: WebhooksServer) -> Any:
 
     blocks = server._ui
     if blocks is None:
-        base = server.settings.public_url("")
         with gr.Blocks(title="spacehooks") as blocks:
-            gr.Markdown(landing_markdown(server, base))
+            gr.Markdown(landing_intro(server))
+            urls = gr.Textbox(
+                label="POST to",
+                buttons=["copy"],
+                interactive=False,
+                lines=max(1, len(server.router.paths())),
+                elem_id="webhook-urls",
+            )
+            gr.Markdown(landing_register(server))
+
+            def show_urls(request: Any) -> str:
+                return webhook_urls_for(server, request.headers)
+
+            # Gradio injects the request by annotation; this module's annotations are strings
+            # and Gradio is imported lazily, so give it the real class.
+            show_urls.__annotations__["request"] = gr.Request
+            blocks.load(show_urls, None, urls)
     holder = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    from .console import build_console, console_auth
+
+    enabled, auth = console_auth(server)
+    if enabled:
+        # Before the landing page: a mount at "/" would catch /console too.
+        gr.mount_gradio_app(
+            holder,
+            build_console(server),
+            path="/console",
+            auth=auth,
+            auth_message="spacehooks console: the password is "
+            "SPACEHOOKS_ADMIN_TOKEN (any user name).",
+        )
     return gr.mount_gradio_app(holder, blocks, path="/")
 
 

@@ -47,6 +47,31 @@ def test_landing_page_is_gradio_mounted_lazily_and_webhooks_do_not_wait(make_set
         assert "gradio" in page.text.lower()
         config = client.get("/config").json()
         text = str(config)
-        assert "/webhooks/ping" in text
+        assert "Webhook URLs" in text and "webhook-urls" in text  # filled per visitor
         assert "A webhook secret is configured" in text
         assert "ui-secret" not in text
+
+
+def test_webhook_urls_are_the_visitors_or_the_spaces(make_settings) -> None:
+    from server.ui import webhook_urls_for
+
+    app = WebhooksServer(ui=False, settings=make_settings(), routers=[])
+    app.add_webhook("/a")(lambda: 1)
+    app.add_webhook("/b")(lambda: 2)
+    assert webhook_urls_for(app, {"host": "127.0.0.1:7860"}) == (
+        "http://127.0.0.1:7860/webhooks/a\nhttp://127.0.0.1:7860/webhooks/b"
+    )
+    tunnel = {
+        "host": "10.0.0.1",
+        "x-forwarded-host": "abc.gradio.live",
+        "x-forwarded-proto": "https",
+    }
+    assert webhook_urls_for(app, tunnel).startswith("https://abc.gradio.live/webhooks/a")
+    space = WebhooksServer(
+        ui=False,
+        webhook_secret="s",
+        routers=[],
+        settings=make_settings(SPACE_ID="me/h", SPACE_HOST="me-h.hf.space"),
+    )
+    space.add_webhook("/a")(lambda: 1)
+    assert webhook_urls_for(space, {"host": "internal"}) == "https://me-h.hf.space/webhooks/a"
