@@ -1,8 +1,9 @@
 """The inspection and replay API (`/api/...`) and the health routes.
 
 Admin routes need credentials: a bearer `SPACEHOOKS_ADMIN_TOKEN` when one is set; otherwise they
-answer only direct loopback requests on a machine that is not a Space (a request relayed by a
-proxy or a tunnel carries forwarding headers and is refused).
+answer only direct loopback requests, off a Space and with no tunnel open (a request relayed by
+a proxy carries forwarding headers and is refused; one through a tunnel comes from loopback, so
+a tunnel closes them all).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
             )
         host = request.client.host if request.client else ""
         relayed = any(h in request.headers for h in _FORWARDED)
-        if server.settings.on_space or relayed or host not in _LOOPBACK:
+        # A tunnel (--share) delivers the internet's requests from loopback.
+        if server.settings.on_space or server.tunneled or relayed or host not in _LOOPBACK:
             raise HTTPException(
                 401, "Admin routes answer loopback requests only; set SPACEHOOKS_ADMIN_TOKEN."
             )

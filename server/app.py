@@ -144,6 +144,10 @@ class WebhooksServer:
         self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
         #: the embedded sandbox Hub's URL when one is in use (no HF_TOKEN): shown as a banner
         self.sandbox_url: str | None = None
+        #: where `serve` binds, and whether it opens a public tunnel (None: not known, e.g. under
+        #: plain uvicorn); the console opens without a token only on a known loopback bind
+        self.bind_host: str | None = None
+        self.tunneled = False
         self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
         self.fastapi_app = self._build_app()
 

@@ -36,9 +36,10 @@ COLUMNS = ["received", "endpoint", "scope", "action", "repo", "status", "attempt
 def console_auth(server: WebhooksServer) -> tuple[bool, Any]:
     """(enabled, gradio auth) for the console.
 
-    With SPACEHOOKS_ADMIN_TOKEN: a login whose password is the token. Without one: open only on
-    a machine that is not a Space and is bound to loopback; otherwise the console stays off
-    (Sign in with Hugging Face for Spaces is not built yet).
+    With SPACEHOOKS_ADMIN_TOKEN: a login whose password is the token. Without one: open only
+    when `serve` bound the server to loopback, with no tunnel, off a Space; otherwise (plain
+    uvicorn, where the bind is unknown, included) the console stays off. Sign in with Hugging
+    Face for Spaces is not built yet.
     """
     import hmac
 
@@ -46,7 +47,11 @@ def console_auth(server: WebhooksServer) -> tuple[bool, Any]:
     if token is not None:
         secret = token.get_secret_value().encode()
         return True, lambda _user, password: hmac.compare_digest(password.encode(), secret)
-    local = not server.settings.on_space and server.settings.server_name in (None, "127.0.0.1")
+    local = (
+        server.bind_host in ("127.0.0.1", "localhost", "::1")
+        and not server.tunneled
+        and not server.settings.on_space
+    )
     return local, None
 
 

@@ -165,6 +165,7 @@ def serve(
     settings = server.settings
     host = host or settings.server_name or ("0.0.0.0" if settings.on_space else "127.0.0.1")
     port = port or settings.server_port or 7860
+    server.bind_host, server.tunneled = host, share
     config = uvicorn.Config(
         server.fastapi_app,
         host=host,

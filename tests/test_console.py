@@ -27,8 +27,16 @@ ARGS = [
 
 
 def test_console_access_rules(make_settings) -> None:
+    unknown_bind = WebhooksServer(ui=False, settings=make_settings(), routers=[])
+    assert console_auth(unknown_bind) == (False, None)  # plain uvicorn: fail closed
     open_locally = WebhooksServer(ui=False, settings=make_settings(), routers=[])
+    open_locally.bind_host = "127.0.0.1"
     assert console_auth(open_locally) == (True, None)
+    open_locally.tunneled = True  # --share: the internet reaches loopback through the tunnel
+    assert console_auth(open_locally) == (False, None)
+    everywhere = WebhooksServer(ui=False, settings=make_settings(), routers=[])
+    everywhere.bind_host = "0.0.0.0"
+    assert console_auth(everywhere) == (False, None)
     on_space = WebhooksServer(
         ui=False, webhook_secret="s", routers=[], settings=make_settings(SPACE_ID="me/hooks")
     )

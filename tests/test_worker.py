@@ -293,6 +293,10 @@ def test_admin_api_refuses_relayed_requests_without_a_token(make_settings) -> No
         assert client.get("/api/deliveries").status_code == 200
         relayed = client.get("/api/deliveries", headers={"x-forwarded-for": "203.0.113.9"})
         assert relayed.status_code == 401
+    app = app_with(router, make_settings)
+    app.tunneled = True  # serve --share: the tunnel reaches loopback from the internet
+    with TestClient(app.fastapi_app) as client:
+        assert client.get("/api/deliveries").status_code == 401
 
 
 def test_payload_of_every_attempt_is_the_stored_one(make_settings) -> None:
