@@ -71,8 +71,7 @@ def build_server(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serving import configure_logging, serve
-    from .workflows import TunnelRegistration
+    from .serving import configure_logging
 
     if args.register and not args.share:
         raise UsageError(
@@ -96,6 +95,20 @@ def _serve(args: argparse.Namespace) -> int:
         )
         settings = sandbox.settings_for(settings)
         extra.append(demo_router)
+    try:
+        _serve_with(args, settings, sandbox, extra)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    return 0
+
+
+def _serve_with(
+    args: argparse.Namespace, settings: Settings, sandbox: Any, extra: list[object]
+) -> None:
+    from .serving import serve
+    from .workflows import TunnelRegistration
+
     server: Any = build_server(settings, args.handlers, ui=not args.no_ui, extra_routers=extra)
     tunnel_hook = (
         TunnelRegistration(server.hub, args.register, server.router.paths())
@@ -111,19 +124,14 @@ def _serve(args: argparse.Namespace) -> int:
         if tunnel_hook is not None:
             tunnel_hook.point(tunnel)
 
-    try:
-        serve(
-            server,
-            host=args.host,
-            port=args.port,
-            share=args.share,
-            on_ready=ready,
-            on_stop=tunnel_hook.restore if tunnel_hook else None,
-        )
-    finally:
-        if sandbox is not None:
-            sandbox.close()
-    return 0
+    serve(
+        server,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        on_ready=ready,
+        on_stop=tunnel_hook.restore if tunnel_hook else None,
+    )
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -390,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .client import HubError
     from .workflows import WorkflowError
 
+    if args.command not in ("serve", "sandbox"):
+        # Progress of long waits (deploy) reaches a log that is not a terminal, too.
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return int(args.run(args))
     except UsageError as exc:
