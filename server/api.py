@@ -134,10 +134,9 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
     @app.post("/api/deliveries/{delivery_id}/replay", dependencies=admin)
     async def replay(delivery_id: str) -> dict[str, Any]:
         db, worker = runtime()
-        exists = await db.aread(partial(inspection.delivery_detail, delivery_id=delivery_id))
-        if exists is None:
-            raise HTTPException(404, f"No delivery with id {delivery_id!r}.")
         job_ids = await db.write(partial(inbox.replay, delivery_id=delivery_id, now=time.time()))
+        if job_ids is None:
+            raise HTTPException(404, f"No delivery with id {delivery_id!r}.")
         worker.wake()
         return {"delivery_id": delivery_id, "replayed_jobs": job_ids}
 

@@ -149,6 +149,7 @@ class WebhooksServer:
         self.bind_host: str | None = None
         self.tunneled = False
         self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
+        self._endpoints: dict[str, tuple[list[Handler], bool]] = {}  # filled by _compile
         self.fastapi_app = self._build_app()
 
     @property
@@ -289,6 +290,13 @@ class WebhooksServer:
         self._injectors = {
             h.name: compile_injector(h, providers, by_name) for h in self.router.handlers
         }
+        # Per endpoint, decided once: its handlers, and whether its payloads must validate
+        # (a handler reads the payload or filters on it); the webhook route only looks it up.
+        self._endpoints = {}
+        for path in self.router.paths():
+            handlers = self.router.for_path(path)
+            strict = any(wants_payload(h) or h.filter != Filter() for h in handlers)
+            self._endpoints[path] = (handlers, strict)
 
     async def _invoke(self, handler: Handler, job: ClaimedJob) -> Any:
         assert self.worker is not None
@@ -299,11 +307,12 @@ class WebhooksServer:
 
     async def _receive(self, request: Request) -> Response:
         path = request.scope["path"]
-        handlers = self.router.for_path(path)
-        if not handlers:
-            return _error(404, f"No webhook at {path}.", webhooks=self.router.paths())
-        if self.db is None or self.worker is None:
+        endpoint = self._endpoints.get(path)
+        if endpoint is None or self.db is None or self.worker is None:
+            if path not in self.router.paths():
+                return _error(404, f"No webhook at {path}.", webhooks=self.router.paths())
             return _error(503, "The server is starting or stopping; try again shortly.")
+        handlers, strict = endpoint
         try:
             body = await _read_body(request, self.settings.max_body_bytes)
         except _BodyTooLarge:
@@ -334,7 +343,6 @@ class WebhooksServer:
             return _error(400, f"Content-Type {media!r} is not JSON: send application/json.")
 
         payload: WebhookPayload | None = None
-        strict = any(wants_payload(h) or h.filter != Filter() for h in handlers)
         try:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:

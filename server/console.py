@@ -102,11 +102,14 @@ def build_console(server: WebhooksServer) -> Any:
         return detail
 
     async def replay(delivery_id: str) -> Any:
-        detail = await open_delivery(delivery_id)
-        await db().write(partial(inbox.replay, delivery_id=detail["id"], now=time.time()))
+        replayed = await db().write(
+            partial(inbox.replay, delivery_id=delivery_id.strip(), now=time.time())
+        )
+        if replayed is None:
+            raise gr.Error(f"No delivery with id {delivery_id.strip()!r}.")
         if server.worker is not None:
             server.worker.wake()
-        return await open_delivery(detail["id"])
+        return await open_delivery(delivery_id)
 
     async def replay_dead() -> str:
         ids = await db().write(partial(inbox.replay_dead, endpoint=None, now=time.time()))

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 __all__ = ["DeliveryContext", "GiveUp", "RetryLater", "is_retryable"]
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
@@ -71,10 +73,6 @@ def is_retryable(exc: BaseException) -> bool:
     explicit = getattr(exc, "retryable", None)
     if isinstance(explicit, bool):
         return explicit
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover - pydantic is a core dependency
-        ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(exc, ValidationError):
         return False
     code = _status_code(exc)

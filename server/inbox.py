@@ -445,11 +445,19 @@ def _refresh_statuses(conn: Connection, delivery_ids: set[str]) -> None:
     )
 
 
-def replay(conn: Connection, delivery_id: str, *, now: float) -> list[str]:
-    """Queue every job of a delivery again, with a fresh retry budget. Returns the job ids.
+def replay(conn: Connection, delivery_id: str, *, now: float) -> list[str] | None:
+    """Queue every job of a delivery again, with a fresh retry budget. Returns the job ids, or
+    None when there is no such delivery.
 
     A job that is running now is left alone (it is being tried already).
     """
+    found = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.id == delivery_id)).first()
+    if found is None:
+        return None
+    return _requeue(conn, delivery_id, now)
+
+
+def _requeue(conn: Connection, delivery_id: str, now: float) -> list[str]:
     ids = list(
         conn.execute(
             sa.select(jobs.c.id).where(
@@ -481,7 +489,7 @@ def replay_dead(conn: Connection, endpoint: str | None, *, now: float) -> list[s
         query = query.where(deliveries.c.endpoint == endpoint)
     delivery_ids = list(conn.execute(query).scalars())
     for delivery_id in delivery_ids:
-        replay(conn, delivery_id, now=now)
+        _requeue(conn, delivery_id, now)
     return delivery_ids
 
 

@@ -21,7 +21,6 @@ __all__ = [
     "LazyUI",
     "import_gradio",
     "landing_intro",
-    "landing_markdown",
     "landing_register",
     "webhook_urls_for",
 ]
@@ -89,12 +88,6 @@ def webhook_urls_for(server: WebhooksServer, headers: Any) -> str:
         scheme = headers.get("x-forwarded-proto", "http")
         base = f"{scheme}://{headers.get('x-forwarded-host') or headers.get('host', 'localhost')}"
     return "\n".join(f"{base}{path}" for path in server.router.paths()) or "(none registered)"
-
-
-def landing_markdown(server: WebhooksServer, base_url: str) -> str:
-    """The landing page as one text (for places without Gradio, and tests)."""
-    urls = "\n".join(f"- `POST {base_url}{p}`" for p in server.router.paths())
-    return f"{landing_intro(server)}\n\n{urls}\n\n{landing_register(server)}"
 
 
 def _build_holder(server: WebhooksServer) -> Any:

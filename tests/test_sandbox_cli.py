@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from server import HubClient, WebhooksServer
-from server.ui import landing_markdown
+from server.ui import landing_intro
 from tests.pg import free_port
 from tests.procs import ServerProcess, spacehooks
 
@@ -89,7 +89,7 @@ def test_serve_without_a_token_runs_the_whole_loop_in_the_sandbox(tmp_path: Path
 
 def test_landing_page_shows_a_sandbox_banner(make_settings) -> None:
     server = WebhooksServer(ui=False, settings=make_settings(), routers=[])
-    assert "SANDBOX" not in landing_markdown(server, "http://x")
+    assert "SANDBOX" not in landing_intro(server)
     server.sandbox_url = "http://127.0.0.1:9999"
-    page = landing_markdown(server, "http://x")
+    page = landing_intro(server)
     assert "**SANDBOX**" in page and "http://127.0.0.1:9999" in page

@@ -45,10 +45,6 @@ class SpaceStage(str, Enum):
     RUNNING_APP_STARTING = "RUNNING_APP_STARTING"
 
 
-#: Stages a Space passes through on its way somewhere else.
-TRANSITIONAL_STAGES = frozenset(
-    {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"}
-)
 #: Stages that mean the Space will not get to RUNNING without a change.
 ERROR_STAGES = frozenset({"NO_APP_FILE", "CONFIG_ERROR", "BUILD_ERROR", "RUNTIME_ERROR"})
 

@@ -10,7 +10,7 @@ import base64
 import copy
 import json
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -511,7 +511,3 @@ def make_hub_router(state: HubState) -> APIRouter:
         return {"commitId": squashed.oid}
 
     return router
-
-
-def quote_rev(revision: str) -> str:
-    return quote(revision, safe="")
