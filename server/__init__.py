@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from .app import WebhooksServer
 from .client import HubClient, InstancesClient
+from .commit_scheduler import CommitScheduler
 from .compat import webhook_endpoint
-from .context import DeliveryContext, GiveUp, RetryLater
+from .context import DeliveryContext, GiveUp, RetryLater, ScheduledRun
 from .payload import (
     WebhookPayload,
     WebhookPayloadComment,
@@ -21,12 +22,13 @@ from .payload import (
     WebhookPayloadUrl,
     WebhookPayloadWebhook,
 )
-from .routing import RetryPolicy, Router, on
+from .routing import RetryPolicy, Router, on, schedule
 from .settings import ConfigError, Settings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CommitScheduler",
     "ConfigError",
     "DeliveryContext",
     "GiveUp",
@@ -35,6 +37,7 @@ __all__ = [
     "RetryLater",
     "RetryPolicy",
     "Router",
+    "ScheduledRun",
     "Settings",
     "WebhookPayload",
     "WebhookPayloadComment",
@@ -49,5 +52,6 @@ __all__ = [
     "WebhooksServer",
     "__version__",
     "on",
+    "schedule",
     "webhook_endpoint",
 ]

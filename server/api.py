@@ -8,6 +8,7 @@ a tunnel closes them all).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from . import inbox, inspection
+from . import inbox, inspection, scheduling
 
 if TYPE_CHECKING:
     from .app import WebhooksServer
@@ -80,6 +81,8 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
         problems = []
         if server.db is None or server.worker is None or not server.worker.running:
             problems.append("worker not running")
+        elif server.scheduler is None or not server.scheduler.running:
+            problems.append("scheduler not running")
         else:
             try:
                 await server.db.aread(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
@@ -139,6 +142,21 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
             raise HTTPException(404, f"No delivery with id {delivery_id!r}.")
         worker.wake()
         return {"delivery_id": delivery_id, "replayed_jobs": job_ids}
+
+    @app.get("/api/schedules", dependencies=admin)
+    async def list_schedules() -> dict[str, Any]:
+        runtime()
+        return {"items": await asyncio.to_thread(scheduling.overview, server)}
+
+    @app.post("/api/schedules/{key}/{action}", dependencies=admin)
+    async def schedule_action(key: str, action: str) -> dict[str, Any]:
+        runtime()
+        if action not in ("run", "pause", "resume"):
+            raise HTTPException(404, f"No action {action!r}: use run, pause or resume.")
+        try:
+            return await scheduling.act(server, key, action)
+        except KeyError:
+            raise HTTPException(404, f"No schedule or CommitScheduler {key!r}.") from None
 
     @app.post("/api/replay-dead", dependencies=admin)
     async def replay_dead(endpoint: str | None = None) -> dict[str, Any]:

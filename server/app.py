@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from . import inbox, security
 from .client import HubClient
 from .client.instances import InstancesClient
-from .context import DeliveryContext
+from .context import DeliveryContext, ScheduledRun
 from .db import Database
 from .inbox import Accepted, ClaimedJob, Incoming
 from .invocation import Invocation
@@ -45,6 +45,7 @@ from .routing import (
     normalize_path,
     wants_payload,
 )
+from .scheduling import Scheduler, run_request
 from .settings import Settings
 from .worker import JobOutcome, Worker
 
@@ -141,6 +142,7 @@ class WebhooksServer:
         self.metrics = Metrics()
         self.db: Database | None = None
         self.worker: Worker | None = None
+        self.scheduler: Scheduler | None = None
         self._launched = False  # set once `webhook_endpoint`'s shared server has been launched
         #: the embedded sandbox Hub's URL when one is in use (no HF_TOKEN): shown as a banner
         self.sandbox_url: str | None = None
@@ -223,6 +225,12 @@ class WebhooksServer:
         """`server.on` for this app only (same arguments)."""
         return self.router.on(scope, **kwargs)
 
+    def schedule(self, cron: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+        """Run the decorated function on a schedule, for this app only (see `Router.schedule`):
+        ``@app.schedule(cron="0 22 * * *", timezone="Europe/Paris")`` or
+        ``@app.schedule(every=timedelta(minutes=15))``."""
+        return self.router.schedule(cron, **kwargs)
+
     def include_router(self, router: Router) -> None:
         for handler in router.handlers:
             if handler.path in self._exclusive:
@@ -257,13 +265,26 @@ class WebhooksServer:
         await asyncio.to_thread(self.db.create_schema)
         self.db.start_writer()
         handlers = {h.name: h for h in self.router.handlers}
+        handlers.update((s.handler.name, s.handler) for s in self.router.schedules)
         self.worker = Worker(self.db, self.settings, handlers, self._invoke, self.metrics)
         await self.worker.start()
+        self.scheduler = Scheduler(
+            self.db,
+            self.router.schedules,
+            self.run_schedule,
+            asyncio.get_running_loop(),
+            leader_interval=self.settings.leader_interval,
+        )
+        await asyncio.to_thread(self.scheduler.start)
         async with contextlib.AsyncExitStack() as stack:
             ui_task = None
             if self._ui is not False:
                 ui_task = asyncio.create_task(self._lazy_ui.load(self, stack))
-            log.info("spacehooks ready: %s", ", ".join(self.router.paths()) or "no webhooks")
+            log.info(
+                "spacehooks ready: %s; %d schedule(s)",
+                ", ".join(self.router.paths()) or "no webhooks",
+                len(self.router.schedules),
+            )
             try:
                 yield
             finally:
@@ -271,8 +292,20 @@ class WebhooksServer:
                     ui_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await ui_task
-                await self.worker.stop()
-                await asyncio.to_thread(self.db.close)
+                await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        """Stop taking work, let running jobs finish within the grace period, push every
+        CommitScheduler one last time; what could not finish runs at the next start."""
+        assert self.db is not None and self.worker is not None and self.scheduler is not None
+        started = time.monotonic()
+        await asyncio.to_thread(self.scheduler.stop)
+        await self.worker.stop()
+        from . import commit_scheduler
+
+        left = max(1.0, self.settings.shutdown_grace - (time.monotonic() - started))
+        await asyncio.to_thread(commit_scheduler.final_push_all, left)
+        await asyncio.to_thread(self.db.close)
 
     def _compile(self) -> None:
         """Check every handler's parameters once, before the first request."""
@@ -290,6 +323,16 @@ class WebhooksServer:
         self._injectors = {
             h.name: compile_injector(h, providers, by_name) for h in self.router.handlers
         }
+        # Scheduled functions: the same clients and context, a ScheduledRun; no request.
+        run_providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
+            (DeliveryContext, lambda inv, _a: inv.context),
+            (ScheduledRun, lambda inv, _a: inv.payload(ScheduledRun)),
+            *self.providers,
+        ]
+        run_by_name = {"context": by_name["context"]}
+        for scheduled in self.router.schedules:
+            h = scheduled.handler
+            self._injectors[h.name] = compile_injector(h, run_providers, run_by_name)
         # Per endpoint, decided once: its handlers, and whether its payloads must validate
         # (a handler reads the payload or filters on it); the webhook route only looks it up.
         self._endpoints = {}
@@ -302,6 +345,19 @@ class WebhooksServer:
         assert self.worker is not None
         kwargs = self._injectors[handler.name](Invocation(job, self.fastapi_app))
         return await self.worker.call(handler, kwargs)
+
+    async def run_schedule(
+        self, name: str, scheduled_for: float | None = None, *, wait: bool = True
+    ) -> str:
+        """Store one run of schedule `name` (due at `scheduled_for`; None: now, by hand) and
+        start it; returns the run's delivery id, once its first attempt has ended if `wait`."""
+        stored, tasks = await self._accept(run_request(name, scheduled_for))
+        if isinstance(stored, inbox.Duplicate):
+            log.info("schedule %s: this run was already stored as %s", name, stored.delivery_id)
+            return stored.delivery_id
+        if tasks and wait:
+            await asyncio.wait(tasks.values())
+        return stored.delivery_id
 
     # -- the webhook route ---------------------------------------------------------------------
 

@@ -18,17 +18,22 @@ a pydantic `ValidationError`, or an error carrying an HTTP `status_code` of 4xx 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["DeliveryContext", "GiveUp", "RetryLater", "is_retryable"]
+__all__ = ["DeliveryContext", "GiveUp", "RetryLater", "ScheduledRun", "is_retryable"]
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
 @dataclass(frozen=True)
 class DeliveryContext:
-    """The delivery and attempt a handler runs for (inject it by annotation)."""
+    """The delivery (or scheduled run) and attempt a handler runs for; inject it by annotation.
+
+    For a scheduled run, `delivery_id` is the run's id (also `run_id`), `endpoint` is
+    ``schedule:<name>``, and `scheduled_for` is the time the run was due (None if started by hand).
+    """
 
     delivery_id: str
     job_id: str
@@ -36,10 +41,24 @@ class DeliveryContext:
     endpoint: str
     attempt: int
     received_at: float
+    scheduled_for: float | None = None
 
     @property
     def is_retry(self) -> bool:
         return self.attempt > 1
+
+    @property
+    def run_id(self) -> str:
+        return self.delivery_id
+
+
+class ScheduledRun(BaseModel):
+    """What a scheduled function may ask for about its run (inject it by annotation)."""
+
+    schedule: str
+    scheduled_for: datetime | None = None  # when the run was due; None: started by hand
+    manual: bool = False
+    requested_at: datetime | None = None  # for a run started by hand
 
 
 class RetryLater(Exception):

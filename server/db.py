@@ -33,6 +33,8 @@ __all__ = [
     "Database",
     "SchemaTooNew",
     "attempts",
+    "commit_schedulers",
+    "commit_uploads",
     "deliveries",
     "jobs",
     "metadata",
@@ -112,6 +114,37 @@ attempts = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("traceback", sa.Text),
     sa.Index("ix_attempts_job", "job_id"),
+)
+
+
+# CommitScheduler state (see commit_scheduler.py). New tables only: a database written by an
+# older spacehooks gains them on start, so the schema version does not change.
+commit_schedulers = sa.Table(
+    "commit_schedulers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # digest of repo, revision, paths
+    sa.Column("repo", sa.String(255), nullable=False),  # "datasets/acme/logs@main:data/"
+    sa.Column("folder", sa.Text, nullable=False),
+    sa.Column("last_commit", sa.String(64)),
+    sa.Column("last_commit_at", sa.Float),
+    sa.Column("last_files", sa.Integer, nullable=False, default=0),
+    sa.Column("last_bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("total_files", sa.Integer, nullable=False, default=0),
+    sa.Column("total_bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+commit_uploads = sa.Table(
+    "commit_uploads",
+    metadata,
+    sa.Column("scheduler_id", sa.String(32), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),  # relative to the watched folder, POSIX
+    sa.Column("size", sa.BigInteger, nullable=False),  # bytes uploaded (the scan's snapshot)
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("uploaded_at", sa.Float, nullable=False),
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from .context import DeliveryContext
+from .context import DeliveryContext, ScheduledRun
 from .inbox import ClaimedJob
 from .payload import WebhookPayload
 
@@ -58,6 +58,10 @@ class Invocation:
     @cached_property
     def context(self) -> DeliveryContext:
         job = self.job
+        scheduled_for = None
+        if job.endpoint.startswith("schedule:"):
+            due = self.payload(ScheduledRun).scheduled_for  # type: ignore[attr-defined]
+            scheduled_for = due.timestamp() if due is not None else None
         return DeliveryContext(
             delivery_id=job.delivery_id,
             job_id=job.job_id,
@@ -65,4 +69,5 @@ class Invocation:
             endpoint=job.endpoint,
             attempt=job.attempt,
             received_at=job.received_at,
+            scheduled_for=scheduled_for,
         )

@@ -17,9 +17,13 @@ import random
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .payload import WebhookPayload, scope_matches
+
+if TYPE_CHECKING:
+    from .scheduling import Scheduled
 
 __all__ = [
     "DEFAULT_PATH",
@@ -30,6 +34,7 @@ __all__ = [
     "default_router",
     "normalize_path",
     "on",
+    "schedule",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,10 +150,11 @@ def _params(fn: Callable[..., Any]) -> tuple[tuple[str, Any], ...]:
 
 
 class Router:
-    """A list of handlers. Decorators register and return the function unchanged."""
+    """Handlers and schedules. Decorators register and return the function unchanged."""
 
     def __init__(self) -> None:
         self.handlers: list[Handler] = []
+        self.schedules: list[Scheduled] = []
 
     def add(
         self,
@@ -210,12 +216,57 @@ class Router:
 
         return register
 
+    def schedule(
+        self,
+        cron: str | None = None,
+        *,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        misfire_grace_time: float | None = 300.0,
+    ) -> Callable[[F], F]:
+        """Run the decorated function on a schedule: `cron` (5 crontab fields, or 6 with seconds
+        first) in `timezone`, or `every` interval. See `server.scheduling`.
+
+        It gets the same injection as a webhook handler (clients, `DeliveryContext`), plus a
+        `ScheduledRun`; failed runs are retried with `retry`. A run missed while no process was
+        up runs at start if it is less than `misfire_grace_time` seconds late (None: always).
+        """
+        from .scheduling import ENDPOINT_PREFIX, Scheduled, make_timing
+
+        timing = make_timing(cron, every, timezone, misfire_grace_time)
+
+        def register(fn: F) -> F:
+            if not callable(fn):
+                raise TypeError(f"A scheduled function must be callable, got {fn!r}.")
+            key = ENDPOINT_PREFIX + (name or _handler_name(fn))
+            if len(key) > 180:
+                raise ValueError(f"Schedule name {key!r} is too long: give a shorter name=...")
+            handler = Handler(
+                fn=fn, path=key, name=key, retry=retry or RetryPolicy(), params=_params(fn)
+            )
+            self._add_schedule(Scheduled(handler, timing))
+            return fn
+
+        return register
+
+    def _add_schedule(self, scheduled: Scheduled) -> None:
+        if any(s.handler.name == scheduled.handler.name for s in self.schedules):
+            raise ValueError(
+                f"A schedule named {scheduled.name!r} is already registered; give one of them "
+                "name=... (its runs and stored next run are keyed by it)."
+            )
+        self.schedules.append(scheduled)
+
     def include(self, other: Router) -> None:
-        """Take in every handler of `other` (checked again for name clashes)."""
+        """Take in every handler and schedule of `other` (checked again for name clashes)."""
         for handler in other.handlers:
             if any(h.name == handler.name for h in self.handlers):
                 raise ValueError(f"A handler named {handler.name!r} is registered twice.")
             self.handlers.append(handler)
+        for scheduled in other.schedules:
+            self._add_schedule(scheduled)
 
     def paths(self) -> list[str]:
         return sorted({h.path for h in self.handlers})
@@ -224,9 +275,11 @@ class Router:
         return [h for h in self.handlers if h.path == path]
 
 
-#: The router that module-level `@on` fills; `WebhooksServer` includes it by default.
+#: The router that module-level `@on` and `@schedule` fill; `WebhooksServer` includes it by
+#: default.
 default_router = Router()
 on = default_router.on
+schedule = default_router.schedule
 
 
 # -- injection ---------------------------------------------------------------------------------
@@ -258,7 +311,7 @@ def compile_injector(
         if isinstance(annotation, type):
             provider = next((p for t, p in providers if issubclass(annotation, t)), None)
         elif annotation is None and name in _BY_NAME:
-            provider = by_name[_BY_NAME[name]]
+            provider = by_name.get(_BY_NAME[name])
         if provider is None:
             if sig.parameters[name].default is not inspect.Parameter.empty:
                 continue

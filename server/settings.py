@@ -21,7 +21,8 @@ start with one line naming the variable, the value's problem and the expected fo
 | SPACEHOOKS_POLL_INTERVAL | 1 | seconds between looks for due retries and expired claims |
 | SPACEHOOKS_CLAIM_TTL | 60 | seconds a job claim lives without a heartbeat |
 | SPACEHOOKS_CONCURRENCY | 16 | jobs run at once by one process |
-| SPACEHOOKS_SHUTDOWN_GRACE | 20 | seconds running jobs get to finish on SIGTERM |
+| SPACEHOOKS_SHUTDOWN_GRACE | 20 | seconds running jobs and final pushes get on SIGTERM |
+| SPACEHOOKS_LEADER_INTERVAL | 5 | seconds between a standby's tries for the scheduler lock |
 | SPACEHOOKS_LOG_LEVEL | INFO | logging level |
 | GRADIO_SERVER_NAME, GRADIO_SERVER_PORT | see `serve` | bind address and port when not given |
 | SPACEHOOKS_MAX_HOURLY_COST | none | refuse instance starts/scales above this hourly cost |
@@ -71,6 +72,7 @@ class Settings(BaseModel):
     claim_ttl: float = Field(60.0, alias="SPACEHOOKS_CLAIM_TTL", gt=0)
     concurrency: int = Field(16, alias="SPACEHOOKS_CONCURRENCY", ge=1)
     shutdown_grace: float = Field(20.0, alias="SPACEHOOKS_SHUTDOWN_GRACE", ge=0)
+    leader_interval: float = Field(5.0, alias="SPACEHOOKS_LEADER_INTERVAL", gt=0)
     log_level: str = Field("INFO", alias="SPACEHOOKS_LOG_LEVEL")
     # Gradio's own variables, which huggingface_hub's launch() honours through Gradio.
     server_name: str | None = Field(None, alias="GRADIO_SERVER_NAME")

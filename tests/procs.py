@@ -87,3 +87,15 @@ def spacehooks(
     port = port or free_port()
     args = [sys.executable, "-m", "server.cli", *cli_args, "--port", str(port)]
     return ServerProcess(args, env, log, port)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy, and return that; fail after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

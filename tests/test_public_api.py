@@ -4,6 +4,7 @@ import server.client
 
 def test_public_surface_is_exactly_what_handler_authors_use() -> None:
     assert set(server.__all__) == {
+        "CommitScheduler",
         "ConfigError",
         "DeliveryContext",
         "GiveUp",
@@ -12,6 +13,7 @@ def test_public_surface_is_exactly_what_handler_authors_use() -> None:
         "RetryLater",
         "RetryPolicy",
         "Router",
+        "ScheduledRun",
         "Settings",
         "WebhookPayload",
         "WebhookPayloadComment",
@@ -26,6 +28,7 @@ def test_public_surface_is_exactly_what_handler_authors_use() -> None:
         "WebhooksServer",
         "__version__",
         "on",
+        "schedule",
         "webhook_endpoint",
     }
     for name in server.__all__:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import io
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from .operations import (
     CommitOperationAdd,
     CommitOperationCopy,
     CommitOperationDelete,
+    FileSlice,
 )
 
 __all__ = [
@@ -48,43 +48,7 @@ _LFS_HEADERS = {
 _PREUPLOAD_BATCH = 256
 
 
-class _Slice(io.RawIOBase):
-    """A read-only window [start, start+length) of a file, streamed (for multipart parts)."""
-
-    def __init__(self, path: Path, start: int, length: int) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._start, self._length, self._pos = start, length, 0
-        self._file.seek(start)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        left = self._length - self._pos
-        if size < 0 or size > left:
-            size = left
-        data = self._file.read(size)
-        self._pos += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = base + offset
-        self._file.seek(self._start + self._pos)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def _matches(path: str, patterns: list[str] | str | None) -> bool:
+def matches_patterns(path: str, patterns: list[str] | str | None) -> bool:
     if patterns is None:
         return True
     if isinstance(patterns, str):
@@ -202,13 +166,17 @@ class CommitsMixin:
                 f"LFS multipart for {op.path_in_repo!r}: {len(part_urls)} part URLs for "
                 f"{expected} parts of {chunk_size} bytes."
             )
-        path = op.path_or_fileobj
-        if not isinstance(path, Path):
+        source = op.path_or_fileobj
+        if isinstance(source, FileSlice) and source.start == 0:
+            path = source.path  # parts stay within op.size, the slice's length
+        elif isinstance(source, Path):
+            path = source
+        else:
             raise ValueError("Multipart LFS uploads stream from a file on disk; pass a path.")
         etags = []
         for number, url in part_urls:
             start = (number - 1) * chunk_size
-            with _Slice(path, start, min(chunk_size, op.size - start)) as part:
+            with FileSlice(path, start, min(chunk_size, op.size - start)) as part:
                 response = self._http.request(
                     "PUT", self._lfs_href(url), data=part, auth=False, idempotent=True
                 )
@@ -432,9 +400,9 @@ class CommitsMixin:
                 relative = local.relative_to(root).as_posix()
                 if relative.startswith(".git/") or relative.startswith(".cache/huggingface/"):
                     continue
-                if not _matches(relative, allow_patterns):
+                if not matches_patterns(relative, allow_patterns):
                     continue
-                if ignore_patterns is not None and _matches(relative, ignore_patterns):
+                if ignore_patterns is not None and matches_patterns(relative, ignore_patterns):
                     continue
                 adds.append(CommitOperationAdd(f"{base}/{relative}" if base else relative, local))
         deletes: list[CommitOperation] = []
@@ -448,7 +416,7 @@ class CommitsMixin:
                 )
                 if inside is None or remote in uploaded or remote.endswith(".gitattributes"):
                     continue
-                if _matches(inside, delete_patterns):
+                if matches_patterns(inside, delete_patterns):
                     deletes.append(CommitOperationDelete(remote))
         return self.create_commit(
             repo_id,

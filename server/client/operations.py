@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ __all__ = [
     "CommitOperationAdd",
     "CommitOperationCopy",
     "CommitOperationDelete",
+    "FileSlice",
 ]
 
 _CHUNK = 1024 * 1024
@@ -35,6 +37,56 @@ def _clean_path(path: str) -> str:
             f"Invalid path in repo {path!r}: nothing may be written under {parts[0]}/."
         )
     return cleaned
+
+
+class FileSlice(io.RawIOBase):
+    """A read-only window ``[start, start + length)`` of a file on disk, streamed.
+
+    Multipart LFS uploads send a large file in such parts; `CommitScheduler` uploads a growing
+    file as a slice from 0 to its size when scanned, so bytes appended during the upload wait
+    for the next commit.
+    """
+
+    def __init__(self, path: str | Path, start: int, length: int) -> None:
+        self.path = Path(path)
+        self.start = start
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        available = max(0, os.fstat(self._file.fileno()).st_size - start)
+        self._length, self._pos = min(length, available), 0
+        self._file.seek(start)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __repr__(self) -> str:
+        return f"FileSlice({str(self.path)!r}, start={self.start}, length={self._length})"
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._length - self._pos
+        if size is None or size < 0 or size > left:
+            size = left
+        data = self._file.read(size)
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        self._file.seek(self.start + self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 @dataclass

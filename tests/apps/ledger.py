@@ -19,7 +19,7 @@ def record(payload: WebhookPayload, ctx: DeliveryContext) -> dict:
         # The retry is claimed through the shared queue, by whichever replica is first.
         raise RetryLater(0.05, "first attempts fail on purpose")
     time.sleep(random.uniform(0, float(os.environ.get("LEDGER_MAX_SLEEP", "0"))))
-    line = json.dumps(
+    append(
         {
             "key": payload.webhook.id,
             "delivery": ctx.delivery_id,
@@ -27,10 +27,18 @@ def record(payload: WebhookPayload, ctx: DeliveryContext) -> dict:
             "pid": os.getpid(),
         }
     )
+    return {"recorded": payload.webhook.id}
+
+
+def append(record: dict) -> None:
+    """One JSON line in the ledger file, on disk before returning."""
     fd = os.open(os.environ["LEDGER_PATH"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (line + "\n").encode())
+        os.write(fd, (json.dumps(record) + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
-    return {"recorded": payload.webhook.id}
+
+
+def read(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
