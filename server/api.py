@@ -158,6 +158,11 @@ def install(app: FastAPI, server: WebhooksServer) -> None:
         except KeyError:
             raise HTTPException(404, f"No schedule or CommitScheduler {key!r}.") from None
 
+    @app.get("/api/resources", dependencies=admin)
+    async def list_resources() -> dict[str, Any]:
+        runtime()
+        return {"items": await asyncio.to_thread(server.resources.refresh, server)}
+
     @app.post("/api/replay-dead", dependencies=admin)
     async def replay_dead(endpoint: str | None = None) -> dict[str, Any]:
         db, worker = runtime()

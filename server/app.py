@@ -36,6 +36,7 @@ from .inbox import Accepted, ClaimedJob, Incoming
 from .invocation import Invocation
 from .metrics import Metrics
 from .payload import WebhookPayload
+from .resources import Resources
 from .routing import (
     Filter,
     Handler,
@@ -140,6 +141,8 @@ class WebhooksServer:
         self._instances: InstancesClient | None = None
         self._clients_lock = threading.Lock()  # sync handlers may ask from several threads
         self.metrics = Metrics()
+        #: the Spaces, endpoints and instances the clients acted on (the console's Resources)
+        self.resources = Resources()
         self.db: Database | None = None
         self.worker: Worker | None = None
         self.scheduler: Scheduler | None = None
@@ -168,8 +171,8 @@ class WebhooksServer:
                 token.get_secret_value() if token else False,
                 env={},  # configuration comes from Settings alone
             )
-            self._hub._http.observer = self.metrics.observer("hub")
-            self._hub._ie.observer = self.metrics.observer("inference-endpoints")
+            self._hub._http.observer = self._observer("hub")
+            self._hub._ie.observer = self._observer("inference-endpoints")
         return self._hub
 
     @property
@@ -189,8 +192,18 @@ class WebhooksServer:
                 max_hourly_cost=s.max_hourly_cost,
                 env={},  # configuration comes from Settings alone
             )
-            self._instances._http.observer = self.metrics.observer("instances")
+            self._instances._http.observer = self._observer("instances")
         return self._instances
+
+    def _observer(self, service: str) -> Callable[[str, str, int], None]:
+        """What the clients report each answer to: the metrics, and the Resources tab."""
+        count, note = self.metrics.observer(service), self.resources.observer(service)
+
+        def observe(method: str, path: str, status: int) -> None:
+            count(method, path, status)
+            note(method, path, status)
+
+        return observe
 
     def _check_secret(self) -> None:
         if self.webhook_secret is None:
@@ -264,6 +277,7 @@ class WebhooksServer:
         self.db = Database(self.settings.database_url())
         await asyncio.to_thread(self.db.create_schema)
         self.db.start_writer()
+        self.resources.attach(self.db)
         handlers = {h.name: h for h in self.router.handlers}
         handlers.update((s.handler.name, s.handler) for s in self.router.schedules)
         self.worker = Worker(self.db, self.settings, handlers, self._invoke, self.metrics)
@@ -305,6 +319,7 @@ class WebhooksServer:
 
         left = max(1.0, self.settings.shutdown_grace - (time.monotonic() - started))
         await asyncio.to_thread(commit_scheduler.final_push_all, left)
+        self.resources.attach(None)
         await asyncio.to_thread(self.db.close)
 
     def _compile(self) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "deliveries",
     "jobs",
     "metadata",
+    "touched_resources",
 ]
 
 log = logging.getLogger("spacehooks.db")
@@ -145,6 +146,16 @@ commit_uploads = sa.Table(
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("uploaded_at", sa.Float, nullable=False),
+)
+
+
+# What handlers acted on, for the console's Resources tab (see resources.py).
+touched_resources = sa.Table(
+    "touched_resources",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # space | endpoint | instances
+    sa.Column("ident", sa.String(255), primary_key=True),
+    sa.Column("touched_at", sa.Float, nullable=False),
 )
 
 

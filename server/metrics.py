@@ -47,11 +47,11 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observer(self, service: str) -> Callable[[int], None]:
+    def observer(self, service: str) -> Callable[[str, str, int], None]:
         """A callback for `HttpClient.observer` counting one service's answers by status."""
         counter = self.client_calls
 
-        def observe(status: int) -> None:
+        def observe(_method: str, _path: str, status: int) -> None:
             counter.labels(service, str(status)).inc()
 
         return observe

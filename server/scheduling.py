@@ -87,7 +87,7 @@ class Timing:
     def describe(self) -> str:
         if self.cron:
             return f"cron {self.cron} ({self.timezone})"
-        return f"every {_duration(self.every.total_seconds())}"  # type: ignore[union-attr]
+        return f"every {duration_text(self.every.total_seconds())}"  # type: ignore[union-attr]
 
     def trigger(self) -> Any:
         from apscheduler.triggers.cron import CronTrigger
@@ -110,7 +110,7 @@ class Timing:
         )
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     for unit, size in (("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g} {unit}"
@@ -630,7 +630,7 @@ def overview(server: WebhooksServer) -> list[dict[str, Any]]:
                 "key": "commit:" + cs.id,
                 "kind": "commit",
                 "name": cs.repo,
-                "trigger": f"every {_duration(cs.every_minutes * 60)} from {cs.folder}",
+                "trigger": f"every {duration_text(cs.every_minutes * 60)} from {cs.folder}",
                 "next_run": _iso(cs.next_run),
                 "paused": cs.paused,
                 "last_run_at": _iso(max(cs.last_commit_at or 0, cs.last_error_at or 0) or None),

@@ -31,12 +31,15 @@ start with one line naming the variable, the value's problem and the expected fo
 | SPACEHOOKS_SANDBOX_SPEED | 10 | simulated seconds per second in the sandbox (no HF_TOKEN) |
 | SPACEHOOKS_SANDBOX_TOKEN | generated | the sandbox demo account's token |
 | SPACEHOOKS_ADMIN_TOKEN | none | bearer token for the admin API (else loopback only, off Spaces) |
+| SPACEHOOKS_ADMINS | SPACE_AUTHOR_NAME | Hub users who may use the console (comma-separated) |
+| OAUTH_CLIENT_ID | none | set by a Space with `hf_oauth: true`: the console signs in with the Hub |
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,8 @@ class Settings(BaseModel):
     server_name: str | None = Field(None, alias="GRADIO_SERVER_NAME")
     server_port: int | None = Field(None, alias="GRADIO_SERVER_PORT", gt=0, lt=65536)
     admin_token: SecretStr | None = Field(None, alias="SPACEHOOKS_ADMIN_TOKEN")
+    admins_env: str | None = Field(None, alias="SPACEHOOKS_ADMINS")
+    oauth_client_id: str | None = Field(None, alias="OAUTH_CLIENT_ID")
     max_hourly_cost: float | None = Field(None, alias="SPACEHOOKS_MAX_HOURLY_COST", ge=0)
     cortecs_client_id: str | None = Field(None, alias="CORTECS_CLIENT_ID")
     cortecs_client_secret: SecretStr | None = Field(None, alias="CORTECS_CLIENT_SECRET")
@@ -97,6 +102,14 @@ class Settings(BaseModel):
         if level not in logging.getLevelNamesMapping():
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @field_validator("admins_env")
+    @classmethod
+    def _admins(cls, value: str | None) -> str | None:
+        for name in (value or "").replace(",", " ").split():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", name):
+                raise ValueError(f"{name!r} is not a Hub user name; list names, e.g. 'alice,bob'")
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -122,6 +135,13 @@ class Settings(BaseModel):
                 shown = "(hidden)" if secret else repr(err.get("input"))
                 problems.append(f"{name}={shown}: {err['msg']}")
             raise ConfigError("Bad configuration: " + "; ".join(problems)) from None
+
+    @property
+    def admins(self) -> frozenset[str]:
+        """Hub users who may use the console when it signs in with the Hub (lowercase)."""
+        if self.admins_env:
+            return frozenset(n.lower() for n in self.admins_env.replace(",", " ").split())
+        return frozenset({self.space_author_name.lower()} if self.space_author_name else ())
 
     @property
     def on_space(self) -> bool:

@@ -75,8 +75,19 @@ def landing_register(server: WebhooksServer) -> str:
         "Open https://huggingface.co/settings/webhooks, choose *Add a new webhook*, paste a URL "
         "above, pick the repos or users to watch and the events (repo, discussion), and set the "
         "secret to the value of `WEBHOOK_SECRET` (or run `spacehooks register URL --watch "
-        "user:NAME`).\n\nOperators: the console is at [/console](console)."
+        f"user:NAME`).\n\nOperators: {console_link(server)}"
     )
+
+
+#: Where "Sign in with Hugging Face" starts when the console signs in with the Hub: Gradio's
+#: OAuth routes, served at the root (the redirect URI a Space's OAuth app accepts).
+HUB_SIGN_IN = "/login/huggingface?_target_url=/console/"
+
+
+def console_link(server: WebhooksServer) -> str:
+    if server.settings.oauth_client_id:
+        return f"[sign in with Hugging Face]({HUB_SIGN_IN}) to open the console."
+    return "the console is at [/console](console)."
 
 
 def webhook_urls_for(server: WebhooksServer, headers: Any) -> str:
@@ -117,19 +128,27 @@ def _build_holder(server: WebhooksServer) -> Any:
             show_urls.__annotations__["request"] = gr.Request
             blocks.load(show_urls, None, urls)
     holder = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    from .console import build_console, console_auth
+    from .console import build_console, console_access
 
-    enabled, auth = console_auth(server)
-    if enabled:
+    access = console_access(server)
+    if access.mode == "hub" and not blocks.expects_oauth:
+        # Gradio serves its OAuth routes (and keeps their session) in apps with a LoginButton;
+        # the page at the root must have one, as the Space's OAuth callback is /login/callback.
+        with blocks:
+            gr.LoginButton(elem_id="landing-login")
+    if access.enabled:
         # Before the landing page: a mount at "/" would catch /console too.
         gr.mount_gradio_app(
             holder,
-            build_console(server),
+            build_console(server, access),
             path="/console",
-            auth=auth,
+            auth=access.auth,
             auth_message="spacehooks console: the password is "
             "SPACEHOOKS_ADMIN_TOKEN (any user name).",
         )
+        # Named, so that route lookups by name (Gradio's OAuth builds its callback URL with
+        # `url_for`) skip it and find the root page's routes, the ones a Space's OAuth accepts.
+        holder.routes[-1].name = "console"
     return gr.mount_gradio_app(holder, blocks, path="/")
 
 
@@ -139,6 +158,11 @@ class LazyUI:
     def __init__(self) -> None:
         self.app: Any = None
         self.failed: str | None = None
+
+    @property
+    def routes(self) -> list[Any]:
+        """The loaded app's routes, so that `request.url_for` finds the UI's named routes."""
+        return self.app.routes if self.app is not None else []
 
     async def load(self, server: WebhooksServer, stack: contextlib.AsyncExitStack) -> None:
         try:

@@ -254,3 +254,25 @@ def test_folder_path_must_not_be_a_file(sandbox_hub, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="must be a folder"):
         make(sandbox_hub, tmp_path / "f", tmp_path / "db.sqlite")
+
+
+def test_file_slices_hold_a_file_open_only_while_reading(tmp_path: Path) -> None:
+    from server.client.operations import FileSlice
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    paths = []
+    for n in range(50):
+        paths.append(tmp_path / f"{n}.txt")
+        paths[-1].write_bytes(b"0123456789" * 3)
+    before = open_files()
+    slices = [FileSlice(p, 0, 25) for p in paths]  # a commit's worth of changed files
+    assert open_files() == before
+    first = slices[0]
+    assert first.read(10) == b"0123456789" and open_files() == before + 1
+    assert first.read() == b"012345678901234" and open_files() == before  # closed at the end
+    first.seek(5)
+    assert first.read(3) == b"567"  # reopened where it was
+    first.close()
+    assert open_files() == before

@@ -268,7 +268,8 @@ class HttpClient:
         self.retry = retry or RetryConfig()
         self.timeout = timeout
         #: called with the status code of every answer (the server counts them for /metrics)
-        self.observer: Callable[[int], None] | None = None
+        #: called after every answer with (method, path without query, status code)
+        self.observer: Callable[[str, str, int], None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r}, token={'***' if self._token else None})"
@@ -326,7 +327,7 @@ class HttpClient:
                     f"({type(exc).__name__}) after {attempt} attempt(s)"
                 ) from exc
             if self.observer is not None:
-                self.observer(response.status_code)
+                self.observer(method, shown, response.status_code)
             if response.status_code < 400:
                 return response
             if (

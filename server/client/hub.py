@@ -258,6 +258,10 @@ class HubClient(EndpointsMixin, CommitsMixin):
     def _runtime(self, method: str, path: str, **kwargs: Any) -> SpaceRuntime:
         return SpaceRuntime.from_json(self._json(method, path, **kwargs))
 
+    def list_space_hardware(self) -> list[dict[str, Any]]:
+        """The Space hardware the Hub offers: name, prettyName, unitCostUSD, unitLabel, ..."""
+        return list(self._http.request("GET", "/api/spaces/hardware").json())
+
     def get_space_runtime(self, repo_id: str) -> SpaceRuntime:
         return self._runtime("GET", f"/api/spaces/{repo_id}/runtime")
 

@@ -44,16 +44,16 @@ class FileSlice(io.RawIOBase):
 
     Multipart LFS uploads send a large file in such parts; `CommitScheduler` uploads a growing
     file as a slice from 0 to its size when scanned, so bytes appended during the upload wait
-    for the next commit.
+    for the next commit. The file is open only while it is being read (it closes at the end of
+    the window), so a commit of 100,000 slices does not hold 100,000 open files.
     """
 
     def __init__(self, path: str | Path, start: int, length: int) -> None:
         self.path = Path(path)
         self.start = start
-        self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
-        available = max(0, os.fstat(self._file.fileno()).st_size - start)
+        available = max(0, os.stat(self.path).st_size - start)
         self._length, self._pos = min(length, available), 0
-        self._file.seek(start)
+        self._file: BinaryIO | None = None
 
     def __len__(self) -> int:
         return self._length
@@ -71,21 +71,35 @@ class FileSlice(io.RawIOBase):
         left = self._length - self._pos
         if size is None or size < 0 or size > left:
             size = left
+        if size == 0:
+            self._release()
+            return b""
+        if self._file is None:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed by _release()
+            self._file.seek(self.start + self._pos)
         data = self._file.read(size)
         self._pos += len(data)
+        if self._pos >= self._length or not data:
+            self._release()
         return data
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
         self._pos = max(0, min(self._length, base + offset))
-        self._file.seek(self.start + self._pos)
+        if self._file is not None:
+            self._file.seek(self.start + self._pos)
         return self._pos
 
     def tell(self) -> int:
         return self._pos
 
+    def _release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def close(self) -> None:
-        self._file.close()
+        self._release()
         super().close()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -113,12 +114,27 @@ def make_hub_router(state: HubState) -> APIRouter:
             "id": account.id,
             "name": account.name,
             "fullname": account.name,
+            "email": f"{account.name}@sandbox.invalid",
+            "emailVerified": True,
+            "avatarUrl": f"{base(request)}/avatars/{account.name}.svg",
+            "isPro": False,
+            "canPay": False,
             "orgs": [{"name": org, "fullname": org} for org in account.orgs],
             "auth": {
                 "type": "access_token",
                 "accessToken": {"displayName": "sandbox", "role": "write"},
             },
         }
+
+    @router.get("/avatars/{name}.svg")
+    async def avatar(name: str) -> Response:
+        initial = html.escape((name[:1] or "?").upper())
+        svg = (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+            '<circle cx="32" cy="32" r="32" fill="#ffd21e"/>'
+            f'<text x="32" y="42" font-size="28" text-anchor="middle">{initial}</text></svg>'
+        )
+        return Response(svg, media_type="image/svg+xml")
 
     @router.post("/api/repos/create")
     async def create_repo(request: Request) -> Any:

@@ -1,7 +1,8 @@
 """Schedules and a CommitScheduler for process-level tests, configured by environment:
 
 - SCHEDULE_CRON / SCHEDULE_EVERY (seconds): a schedule named "ticker" that appends each run to
-  the ledger at LEDGER_PATH (its due time, pid, attempt, wall time);
+  the ledger at LEDGER_PATH (its due time, pid, attempt, wall time), and reads the runtime of
+  the Space TICKER_SPACE when set (so the console lists it under Resources);
 - COMMIT_FOLDER: a CommitScheduler pushing that folder to the dataset demo/final-push every
   hour (so only the first push and the final push on SIGTERM happen), through HF_ENDPOINT with
   HF_TOKEN.
@@ -13,13 +14,15 @@ import os
 import time
 from datetime import timedelta
 
-from server import CommitScheduler, DeliveryContext, Router
+from server import CommitScheduler, DeliveryContext, HubClient, Router
 from tests.apps.ledger import append
 
 router = Router()
 
 
-def ticker(ctx: DeliveryContext) -> None:
+def ticker(ctx: DeliveryContext, hub: HubClient) -> None:
+    if os.environ.get("TICKER_SPACE"):
+        hub.get_space_runtime(os.environ["TICKER_SPACE"])
     append(
         {
             "run": ctx.run_id,
