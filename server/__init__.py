@@ -6,6 +6,7 @@ What handler authors use is re-exported here; `tests/test_public_api.py` pins th
 from __future__ import annotations
 
 from .app import WebhooksServer
+from .audit import Audit, State
 from .client import HubClient, InstancesClient
 from .commit_scheduler import CommitScheduler
 from .compat import webhook_endpoint
@@ -28,6 +29,7 @@ from .settings import ConfigError, Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "Audit",
     "CommitScheduler",
     "ConfigError",
     "DeliveryContext",
@@ -39,6 +41,7 @@ __all__ = [
     "Router",
     "ScheduledRun",
     "Settings",
+    "State",
     "WebhookPayload",
     "WebhookPayloadComment",
     "WebhookPayloadDiscussion",

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from . import inbox, security
+from .audit import Audit, State
 from .client import HubClient
 from .client.instances import InstancesClient
 from .context import DeliveryContext, ScheduledRun
@@ -136,6 +137,8 @@ class WebhooksServer:
         self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
             (HubClient, lambda _inv, _a: self.hub),
             (InstancesClient, lambda _inv, _a: self.instances),
+            (Audit, lambda inv, _a: Audit(self._database(), inv.context, inv.job.handler)),
+            (State, lambda _inv, _a: State(self._database())),
         ]
         self._hub: HubClient | None = None
         self._instances: InstancesClient | None = None
@@ -194,6 +197,11 @@ class WebhooksServer:
             )
             self._instances._http.observer = self._observer("instances")
         return self._instances
+
+    def _database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("The server is not running: its database is closed.")
+        return self.db
 
     def _observer(self, service: str) -> Callable[[str, str, int], None]:
         """What the clients report each answer to: the metrics, and the Resources tab."""

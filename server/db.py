@@ -33,6 +33,8 @@ __all__ = [
     "Database",
     "SchemaTooNew",
     "attempts",
+    "audit_log",
+    "automation_state",
     "commit_schedulers",
     "commit_uploads",
     "deliveries",
@@ -156,6 +158,35 @@ touched_resources = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),  # space | endpoint | instances
     sa.Column("ident", sa.String(255), primary_key=True),
     sa.Column("touched_at", sa.Float, nullable=False),
+)
+
+
+# What the automations did to the Hub and the provider (see audit.py), and what they remember
+# between runs (their state: tasks, deadlines, previews).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),  # the handler or schedule
+    sa.Column("action", sa.String(64), nullable=False),  # e.g. request_space_hardware
+    sa.Column("target", sa.String(255), nullable=False),  # e.g. space demo/trainer
+    sa.Column("outcome", sa.String(16), nullable=False),  # done | failed | skipped
+    sa.Column("delivery_id", sa.String(32)),
+    sa.Column("attempt", sa.Integer),
+    sa.Column("cost_per_hour", sa.Float),
+    sa.Column("detail", sa.Text),  # JSON
+    # once-only actions: the key that makes a retry or a replay skip them
+    sa.Column("once_key", sa.String(255), unique=True),
+    sa.Index("ix_audit_at", "at"),
+)
+
+automation_state = sa.Table(
+    "automation_state",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),  # "<automation>:<what>"
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 

@@ -42,17 +42,45 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "Settings", "read_env"]
 
 log = logging.getLogger("spacehooks")
 
 
 class ConfigError(Exception):
     """The configuration cannot work; the message names the variable and the fix."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_env(
+    model: type[M],
+    env: Mapping[str, str] | None,
+    what: str,
+    secrets: set[str] = frozenset(),  # type: ignore[assignment]
+    **overrides: Any,
+) -> M:
+    """Validate the variables that `model`'s field aliases name; raise `ConfigError` with one
+    line naming each bad variable (secret values hidden), the problem, and the expected form."""
+    source = dict(os.environ if env is None else env)
+    fields = {f.alias for f in model.model_fields.values() if f.alias}
+    # An empty Space variable means "not set" (the default applies), not "".
+    data: dict[str, Any] = {k: v for k, v in source.items() if k in fields and v.strip()}
+    data.update(overrides)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            shown = "(hidden)" if name in secrets else repr(err.get("input"))
+            problems.append(f"{name}={shown}: {err['msg']}" if err["loc"] else err["msg"])
+        raise ConfigError(f"{what}: " + "; ".join(problems)) from None
 
 
 class Settings(BaseModel):
@@ -114,27 +142,14 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read and validate the environment (default `os.environ`); raise `ConfigError`."""
-        source = dict(os.environ if env is None else env)
-        fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        # An empty Space variable means "not set" (the default applies), not "".
-        data: dict[str, Any] = {k: v for k, v in source.items() if k in fields and v.strip()}
-        data.update(overrides)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                name = str(err["loc"][0]) if err["loc"] else "?"
-                secret = name in {
-                    "WEBHOOK_SECRET",
-                    "HF_TOKEN",
-                    "DATABASE_URL",
-                    "SPACEHOOKS_ADMIN_TOKEN",
-                    "CORTECS_CLIENT_SECRET",
-                }
-                shown = "(hidden)" if secret else repr(err.get("input"))
-                problems.append(f"{name}={shown}: {err['msg']}")
-            raise ConfigError("Bad configuration: " + "; ".join(problems)) from None
+        secrets = {
+            "WEBHOOK_SECRET",
+            "HF_TOKEN",
+            "DATABASE_URL",
+            "SPACEHOOKS_ADMIN_TOKEN",
+            "CORTECS_CLIENT_SECRET",
+        }
+        return read_env(cls, env, "Bad configuration", secrets, **overrides)
 
     @property
     def admins(self) -> frozenset[str]:

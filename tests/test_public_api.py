@@ -4,7 +4,7 @@ import server.client
 
 def test_public_surface_is_exactly_what_handler_authors_use() -> None:
     assert set(server.__all__) == {
-        "CommitScheduler",
+        "Audit",        "CommitScheduler",
         "ConfigError",
         "DeliveryContext",
         "GiveUp",
@@ -15,6 +15,7 @@ def test_public_surface_is_exactly_what_handler_authors_use() -> None:
         "Router",
         "ScheduledRun",
         "Settings",
+        "State",
         "WebhookPayload",
         "WebhookPayloadComment",
         "WebhookPayloadDiscussion",

@@ -2,7 +2,9 @@
 
 An endpoint is `pending` for `pending_s`, `initializing` until `ready_s`, then `running` with a
 URL whose health route answers 200 (huggingface_hub's readiness rule). An endpoint on a model
-repository the sandbox does not have goes `failed`. Updates pass through `updating`; pause,
+repository the sandbox does not have goes `failed`. Updates pass through `updating`, and end
+`updateFailed` when a failure was armed for that endpoint (`fail_next_update`, or
+`POST /_sandbox/endpoints/{ns}/{name}/fail-next-update?message=...`); pause,
 resume and scale-to-zero behave as on the real API (resuming a running one is a 400 that says
 "already running").
 """
@@ -31,6 +33,7 @@ class _Endpoint:
     updated: float
     held: str | None = None  # paused | scaledToZero
     updating: bool = False
+    failure: str | None = None  # why the update in progress will fail
 
 
 def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
@@ -52,6 +55,10 @@ class Endpoints:
         self.state = state
         self.pending_s, self.ready_s, self.update_s = pending_s, ready_s, update_s
         self.items: dict[tuple[str, str], _Endpoint] = {}
+        self.armed: dict[tuple[str, str], str] = {}  # the next update of these fails
+
+    def fail_next_update(self, namespace: str, name: str, message: str) -> None:
+        self.armed[(namespace, name)] = message
 
     def status(self, ep: _Endpoint) -> tuple[str, str]:
         if ep.held:
@@ -61,11 +68,11 @@ class Endpoints:
         if self.state.repo("model", repository) is None and elapsed >= self.pending_s:
             return "failed", f"Repository {repository} not found"
         if ep.updating:
-            return (
-                ("updating", "Applying the update")
-                if elapsed < self.update_s
-                else ("running", "Endpoint is running")
-            )
+            if elapsed < self.update_s:
+                return "updating", "Applying the update"
+            if ep.failure is not None:
+                return "updateFailed", ep.failure
+            return "running", "Endpoint is running"
         if elapsed < self.pending_s:
             return "pending", "Waiting for a machine"
         if elapsed < self.ready_s:
@@ -160,6 +167,7 @@ def make_endpoints_router(state: HubState, endpoints: Endpoints) -> APIRouter:
         _merge(ep.spec, await request.json())
         ep.held = None
         ep.updating = True
+        ep.failure = endpoints.armed.pop((ns, name), None)
         endpoints.restart_phase(ep)
         return endpoints.json(ep, base(request))
 
@@ -189,6 +197,13 @@ def make_endpoints_router(state: HubState, endpoints: Endpoints) -> APIRouter:
             return hub_error(404, f"Unknown endpoint action {action!r}")
         ep.updated = state.clock.now()
         return endpoints.json(ep, base(request))
+
+    @router.post("/_sandbox/endpoints/{ns}/{name}/fail-next-update")
+    async def arm_failure(ns: str, name: str, message: str = "Model failed to load") -> Any:
+        if (ns, name) not in endpoints.items:
+            return hub_error(404, f"No endpoint {ns}/{name}")
+        endpoints.fail_next_update(ns, name, message)
+        return {"armed": f"{ns}/{name}", "message": message}
 
     @router.api_route("/_sandbox/endpoints/{ns}/{name}/{rest:path}", methods=["GET", "POST"])
     async def serve(ns: str, name: str, rest: str) -> Response:
