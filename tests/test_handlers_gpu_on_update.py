@@ -49,7 +49,7 @@ def test_off_unless_configured_and_checked_at_start() -> None:
     with pytest.raises(ConfigError, match="GPU_ON_UPDATE_SPACE") as error:
         Config.from_env({"GPU_ON_UPDATE_REPO": "demo/corpus", "GPU_ON_UPDATE_HARDWARE": "t4"})
     assert str(error.value).startswith("gpu_on_update is misconfigured")
-    with pytest.raises(ConfigError, match="GPU_ON_UPDATE_HARDWARE='cpu-upgrade'.*GPU flavor"):
+    with pytest.raises(ConfigError, match=r"GPU_ON_UPDATE_HARDWARE='cpu-upgrade'.*GPU flavor"):
         config(GPU_ON_UPDATE_HARDWARE="cpu-upgrade")
     with pytest.raises(ConfigError, match="GPU_ON_UPDATE_MAX_MINUTES='soon'"):
         config(GPU_ON_UPDATE_MAX_MINUTES="soon")
@@ -80,9 +80,7 @@ def test_a_commit_trains_on_gpu_until_the_space_reports_done(sandbox_hub, tmp_pa
         # A replay of the first delivery takes no action: the Space stays on cpu-basic.
         r = requests.post(f"{server.url}/api/deliveries/{first['id']}/replay", timeout=10)
         assert r.status_code == 200
-        wait_until(
-            lambda: server.api(f"/api/deliveries/{first['id']}")["jobs"][0]["attempts"] == 2
-        )
+        wait_until(lambda: server.api(f"/api/deliveries/{first['id']}")["jobs"][0]["attempts"] == 2)
         server.settled()
         time.sleep(0.5)  # two sweeps
         assert len(server.audit()) == len(actions)

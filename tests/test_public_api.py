@@ -4,7 +4,8 @@ import server.client
 
 def test_public_surface_is_exactly_what_handler_authors_use() -> None:
     assert set(server.__all__) == {
-        "Audit",        "CommitScheduler",
+        "Audit",
+        "CommitScheduler",
         "ConfigError",
         "DeliveryContext",
         "GiveUp",

@@ -371,6 +371,21 @@ class CommitsMixin:
             url, params = response.links.get("next", {}).get("url"), None
         return files
 
+    def read_file(
+        self: Any,
+        repo_id: str,
+        path_in_repo: str,
+        *,
+        repo_type: str | None = None,
+        revision: str | None = None,
+    ) -> bytes:
+        """One file's content at `revision` (LFS files included), in memory: for small files
+        such as a Space's code; large weights belong in a download to disk."""
+        prefix = "" if (repo_type or "model") == "model" else f"{repo_type}s/"
+        rev = quote(revision or "main", safe="")
+        url = f"/{prefix}{repo_id}/resolve/{rev}/{quote(path_in_repo)}"
+        return bytes(self._http.request("GET", url).content)
+
     def upload_folder(
         self: Any,
         *,

@@ -514,6 +514,19 @@ class HubClient(EndpointsMixin, CommitsMixin):
         data = self._json("POST", path, json={"comment": comment})
         return DiscussionComment.from_json(data["newMessage"])
 
+    def merge_pull_request(
+        self,
+        repo_id: str,
+        discussion_num: int,
+        *,
+        comment: str | None = None,
+        repo_type: str | None = None,
+    ) -> None:
+        """Merge an open pull request into its target branch."""
+        body = {"comment": comment.strip()} if comment and comment.strip() else {}
+        path = f"/api/{_repo_path(repo_type)}/{repo_id}/discussions/{discussion_num}/merge"
+        self._http.request("POST", path, json=body)
+
     def change_discussion_status(
         self,
         repo_id: str,
