@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from . import inbox, security
-from .audit import Audit, State
+from .audit import Audit, Sink, State
 from .client import HubClient
 from .client.instances import InstancesClient
 from .context import DeliveryContext, ScheduledRun
@@ -137,13 +137,20 @@ class WebhooksServer:
         self.providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
             (HubClient, lambda _inv, _a: self.hub),
             (InstancesClient, lambda _inv, _a: self.instances),
-            (Audit, lambda inv, _a: Audit(self._database(), inv.context, inv.job.handler)),
+            (
+                Audit,
+                lambda inv, _a: Audit(
+                    self._database(), inv.context, inv.job.handler, self.audit_sinks
+                ),
+            ),
             (State, lambda _inv, _a: State(self._database())),
         ]
         self._hub: HubClient | None = None
         self._instances: InstancesClient | None = None
         self._clients_lock = threading.Lock()  # sync handlers may ask from several threads
         self.metrics = Metrics()
+        #: where audit entries go besides the database (see audit.py)
+        self.audit_sinks: list[Sink] = []
         #: the Spaces, endpoints and instances the clients acted on (the console's Resources)
         self.resources = Resources()
         self.db: Database | None = None
@@ -298,6 +305,8 @@ class WebhooksServer:
             leader_interval=self.settings.leader_interval,
         )
         await asyncio.to_thread(self.scheduler.start)
+        for hook in self.router.startup:
+            await self._run_start_hook(hook)
         async with contextlib.AsyncExitStack() as stack:
             ui_task = None
             if self._ui is not False:
@@ -315,6 +324,16 @@ class WebhooksServer:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await ui_task
                 await self._shut_down()
+
+    async def _run_start_hook(self, hook: Handler) -> None:
+        kwargs = self._injectors[hook.name](None)
+        try:
+            if hook.is_async:
+                await hook.fn(**kwargs)
+            else:
+                await asyncio.to_thread(hook.fn, **kwargs)
+        except Exception:
+            log.exception("start hook %s failed; the server runs on without it", hook.name)
 
     async def _shut_down(self) -> None:
         """Stop taking work, let running jobs finish within the grace period, push every
@@ -356,6 +375,15 @@ class WebhooksServer:
         for scheduled in self.router.schedules:
             h = scheduled.handler
             self._injectors[h.name] = compile_injector(h, run_providers, run_by_name)
+        # Start hooks: the clients, State, the server itself (no run, so no context or audit).
+        start_providers: list[tuple[type, Callable[[Invocation, Any], Any]]] = [
+            (WebhooksServer, lambda _inv, _a: self),
+            (HubClient, lambda _inv, _a: self.hub),
+            (InstancesClient, lambda _inv, _a: self.instances),
+            (State, lambda _inv, _a: State(self._database())),
+        ]
+        for h in self.router.startup:
+            self._injectors[h.name] = compile_injector(h, start_providers, {})
         # Per endpoint, decided once: its handlers, and whether its payloads must validate
         # (a handler reads the payload or filters on it); the webhook route only looks it up.
         self._endpoints = {}

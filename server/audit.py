@@ -11,8 +11,8 @@ Handlers ask for them by annotation:
 `Audit.once` runs an action at most once per delivery (or per explicit key): a retry, a duplicate
 or a replay of the delivery finds it recorded and skips it. Each entry says who (the handler or
 schedule, with the delivery and attempt), what, on which target, when, the outcome, and the
-hourly cost when the action starts something billed. Entries also go to the sinks registered
-with `add_sink` (the `audit_to_dataset` automation writes them as JSON Lines).
+hourly cost when the action starts something billed. Entries also go to the server's
+`audit_sinks` (the `audit_to_dataset` automation adds one that writes JSON Lines).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,23 +29,13 @@ import sqlalchemy as sa
 from .context import DeliveryContext
 from .db import Database, audit_log, automation_state
 
-__all__ = ["Audit", "AuditEntry", "State", "add_sink", "remove_sink"]
+__all__ = ["Audit", "AuditEntry", "Sink", "State"]
 
 log = logging.getLogger("spacehooks.audit")
 T = TypeVar("T")
 
 #: Called with each entry once it is recorded (in the handler's thread).
 Sink = Callable[["AuditEntry"], None]
-_sinks: list[Sink] = []
-
-
-def add_sink(sink: Sink) -> None:
-    _sinks.append(sink)
-
-
-def remove_sink(sink: Sink) -> None:
-    if sink in _sinks:
-        _sinks.remove(sink)
 
 
 @dataclass(frozen=True)
@@ -78,10 +68,17 @@ class AuditEntry:
 class Audit:
     """The audit log as one run of one handler sees it (inject it by annotation)."""
 
-    def __init__(self, db: Database, context: DeliveryContext | None, actor: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        context: DeliveryContext | None,
+        actor: str,
+        sinks: Sequence[Sink] = (),
+    ) -> None:
         self._db = db
         self._context = context
         self.actor = actor
+        self._sinks = sinks
 
     def once(
         self,
@@ -157,7 +154,7 @@ class Audit:
             entry.actor,
             f" ({cost_per_hour:.2f}/h)" if cost_per_hour else "",
         )
-        for sink in list(_sinks):
+        for sink in list(self._sinks):
             try:
                 sink(entry)
             except Exception:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .client import NotFound
 from .db import Database, touched_resources
 from .scheduling import duration_text
 
@@ -76,6 +77,13 @@ class Resources:
             with contextlib.suppress(RuntimeError):  # the writer is stopped: memory will do
                 self._db.submit(lambda conn: _remember(conn, kind, ident, now))
 
+    def forget(self, kind: str, ident: str) -> None:
+        with self._lock:
+            self._seen.pop((kind, ident), None)
+        if self._db is not None:
+            key = (touched_resources.c.kind == kind) & (touched_resources.c.ident == ident)
+            self._db.submit(lambda conn: conn.execute(touched_resources.delete().where(key)))
+
     def touched(self) -> dict[tuple[str, str], float]:
         """(kind, ident) -> last touched, from this process and the database."""
         found: dict[tuple[str, str], float] = {}
@@ -104,6 +112,9 @@ class Resources:
                 elif kind == "instances":
                     rows.extend(_instance_rows(server))
                     continue
+            except NotFound:  # deleted since (a preview Space, say): no longer a resource
+                self.forget(kind, ident)
+                continue
             except Exception as exc:  # one resource's error must not hide the others
                 rows.append(
                     {"kind": kind, "id": ident, "status": f"error: {type(exc).__name__}: {exc}"}

@@ -155,6 +155,7 @@ class Router:
     def __init__(self) -> None:
         self.handlers: list[Handler] = []
         self.schedules: list[Scheduled] = []
+        self.startup: list[Handler] = []
 
     def add(
         self,
@@ -259,6 +260,16 @@ class Router:
             )
         self.schedules.append(scheduled)
 
+    def on_start(self, fn: F) -> F:
+        """Call the decorated function once the server has started (its database, clients and
+        scheduler ready), e.g. to start a CommitScheduler with the server's Hub client. It may
+        ask for the clients, `State`, or the `WebhooksServer` itself. An error is logged; the
+        server keeps running."""
+        self.startup.append(
+            Handler(fn=fn, path="start:", name=f"start:{_handler_name(fn)}", params=_params(fn))
+        )
+        return fn
+
     def include(self, other: Router) -> None:
         """Take in every handler and schedule of `other` (checked again for name clashes)."""
         for handler in other.handlers:
@@ -267,6 +278,7 @@ class Router:
             self.handlers.append(handler)
         for scheduled in other.schedules:
             self._add_schedule(scheduled)
+        self.startup.extend(other.startup)
 
     def paths(self) -> list[str]:
         return sorted({h.path for h in self.handlers})

@@ -78,6 +78,9 @@ def read_env(
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "?"
+            if err["type"] == "missing":
+                problems.append(f"{name} is required")
+                continue
             shown = "(hidden)" if name in secrets else repr(err.get("input"))
             problems.append(f"{name}={shown}: {err['msg']}" if err["loc"] else err["msg"])
         raise ConfigError(f"{what}: " + "; ".join(problems)) from None

@@ -155,3 +155,34 @@ def test_webhook_endpoint_script_serves_at_exit_and_with_launch(tmp_path: Path) 
             assert r.json() == {"message": "hello"}
         finally:
             server.stop()
+
+
+def test_serve_refuses_a_misconfigured_automation_in_one_line(tmp_path: Path) -> None:
+    env = env_for(tmp_path, GPU_ON_UPDATE_REPO="demo/corpus", GPU_ON_UPDATE_HARDWARE="t4-small")
+    server = spacehooks("serve", env=env, log=tmp_path / "log")
+    assert server.proc.wait(60) == 1
+    server.stop()
+    out = server.output.strip().splitlines()
+    assert out[-1] == (
+        "spacehooks serve: gpu_on_update is misconfigured: GPU_ON_UPDATE_SPACE is required"
+    )
+    assert "Traceback" not in server.output
+
+
+def test_serve_turns_on_the_automations_its_variables_configure(tmp_path: Path) -> None:
+    env = env_for(
+        tmp_path,
+        GPU_ON_UPDATE_REPO="demo/corpus",
+        GPU_ON_UPDATE_SPACE="demo/trainer",
+        GPU_ON_UPDATE_HARDWARE="t4-small",
+    )
+    server = spacehooks("serve", "--no-ui", env=env, log=tmp_path / "log")
+    try:
+        server.wait_ready()
+        names = [s["name"] for s in requests.get(server.url + "/api/schedules").json()["items"]]
+    finally:
+        server.stop()
+    assert names == ["gpu_on_update.sweep"]
+    assert "automation gpu_on_update is on: 1 handler(s), 1 schedule(s)" in server.output
+    for off in ("endpoint_follows_model", "space_pr_previews", "instances_on_schedule"):
+        assert f"automation {off} is on" not in server.output

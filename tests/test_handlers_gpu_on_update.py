@@ -68,6 +68,7 @@ def test_a_commit_trains_on_gpu_until_the_space_reports_done(sandbox_hub, tmp_pa
 
         hub.add_space_variable("demo/trainer", "SPACEHOOKS_TASK_DONE", task)  # the Space's side
         wait_until(lambda: requested(sandbox_hub) == "cpu-basic")
+        wait_until(lambda: len(server.audit()) == 4)  # recorded just after the call returns
         actions = [(e["action"], e["outcome"], e["cost_per_hour"]) for e in server.audit()]
         assert actions == [
             ("add_space_variable", "done", None),
@@ -95,11 +96,11 @@ def test_paid_hardware_is_released_at_the_deadline_across_a_restart(
     with running(sandbox_hub, router, db, WATCHED) as server:
         commit(sandbox_hub)
         wait_until(lambda: requested(sandbox_hub) == "t4-small")
-        started = server.audit()[-1]["at"]
+        started = wait_until(lambda: len(server.audit()) == 2 and server.audit()[-1])["at"]
     # spacehooks is down while the deadline passes; the GPU is still on.
     wait_until(lambda: time.time() > started + 1.5)
     assert requested(sandbox_hub) == "t4-small"
     with running(sandbox_hub, build(config(GPU_ON_UPDATE_MAX_MINUTES="0.02")), db, None) as again:
         wait_until(lambda: requested(sandbox_hub) == "cpu-basic")
-        (release,) = [e for e in again.audit() if e["cost_per_hour"] == 0.0]
+        (release,) = wait_until(lambda: [e for e in again.audit() if e["cost_per_hour"] == 0.0])
         assert "maximum of 0.02 minutes" in release["detail"]

@@ -94,6 +94,7 @@ def test_a_working_day(sandbox_hub, tmp_path: Path) -> None:
 
         clock.set(18, 5)
         wait_until(lambda: live(sandbox_hub) == [])
+        wait_until(lambda: len(server.audit()) == 3)  # recorded just after the stop returns
         actions = [(e["action"], e["outcome"]) for e in server.audit()]
         assert actions == [
             ("start_instance", "done"),

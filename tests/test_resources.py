@@ -60,11 +60,13 @@ def test_resources_lists_what_handlers_touched_with_live_state(sandbox_hub, make
     assert instance["status"] == "running" and instance["scale"] == "2 worker(s)"
     assert instance["hourly_cost"] == 2.4  # 1.20 per L4 worker, two workers
 
-    # After a restart, what was touched is still listed (with fresh state), before any handler.
+    # After a restart, what was touched is still listed (with fresh state), before any handler;
+    # what was deleted meanwhile is dropped from the list.
+    sandbox_hub.hub.delete_inference_endpoint("model-endpoint", namespace="demo")
     again = WebhooksServer(ui=False, settings=settings, routers=[router])
     with serve(again.fastapi_app, lifespan="on") as url:
         items = requests.get(url + "/api/resources", timeout=10).json()["items"]
-    assert {(i["kind"], i["id"]) for i in items} >= {
-        ("space", "demo/trainer"),
-        ("endpoint", "demo/model-endpoint"),
-    }
+        kinds = {(i["kind"], i["id"]) for i in items}
+        assert ("space", "demo/trainer") in kinds and "endpoint" not in {k for k, _ in kinds}
+        again_items = requests.get(url + "/api/resources", timeout=10).json()["items"]
+    assert [i for i in again_items if "error" in str(i["status"])] == []
