@@ -6,10 +6,8 @@ on an app spacehooks owns: `app.fastapi_app` exists from construction, the datab
 and the Gradio UI start and stop in its lifespan, and Gradio is mounted into it (lazily, so
 webhooks are answered before Gradio has finished importing).
 
-The path of one request (see design.md, "The path of one event"):
-read the body up to the limit -> verify the sender -> parse the payload -> store it durably
-(group commit) -> start the matching handlers -> answer with the result if they finish within
-the ack budget, else 202 and they go on.
+The path of one request is in `intake.py`; storing a delivery and starting its jobs (`_accept`)
+is here, shared with scheduled runs.
 """
 
 from __future__ import annotations
@@ -21,11 +19,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from . import inbox, security
 from .audit import Audit, Sink, State
@@ -34,6 +30,7 @@ from .client.instances import InstancesClient
 from .context import DeliveryContext, ScheduledRun
 from .db import Database
 from .inbox import Accepted, ClaimedJob, Incoming
+from .intake import WebhookRoute
 from .invocation import Invocation
 from .metrics import Metrics
 from .payload import WebhookPayload
@@ -55,49 +52,6 @@ __all__ = ["WebhooksServer"]
 
 log = logging.getLogger("spacehooks")
 F = TypeVar("F", bound=Callable[..., Any])
-
-_JSON_TYPES = ("application/json",)
-
-
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (without reading on) once it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class _WebhookRoute:
-    """ASGI middleware that answers ``POST /webhooks/...`` with `WebhooksServer._receive`."""
-
-    def __init__(self, app: Any, server: WebhooksServer) -> None:
-        self.app = app
-        self.server = server
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"].startswith("/webhooks/")
-        ):
-            response = await self.server._receive(Request(scope, receive))
-            await response(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 class WebhooksServer:
@@ -279,7 +233,7 @@ class WebhooksServer:
         )
         # The webhook path is the hot path and needs none of FastAPI's routing, dependency and
         # exception layers: a thin ASGI layer serves it, inside Starlette's error safety net.
-        app.add_middleware(_WebhookRoute, server=self)
+        app.add_middleware(WebhookRoute, server=self)
         api.install(app, self)
         self._lazy_ui = ui.LazyUI()
         if self._ui is not False:
@@ -412,100 +366,6 @@ class WebhooksServer:
 
     # -- the webhook route ---------------------------------------------------------------------
 
-    async def _receive(self, request: Request) -> Response:
-        path = request.scope["path"]
-        endpoint = self._endpoints.get(path)
-        if endpoint is None or self.db is None or self.worker is None:
-            if path not in self.router.paths():
-                return _error(404, f"No webhook at {path}.", webhooks=self.router.paths())
-            return _error(503, "The server is starting or stopping; try again shortly.")
-        handlers, strict = endpoint
-        try:
-            body = await _read_body(request, self.settings.max_body_bytes)
-        except _BodyTooLarge:
-            self.metrics.deliveries.labels(path, "invalid").inc()
-            return _error(413, f"Body over the limit of {self.settings.max_body_bytes} bytes.")
-        headers = request.headers
-        try:
-            security.verify(
-                secret=self.webhook_secret,
-                headers=headers,
-                query=request.query_params,
-                body=body,
-                now=time.time(),
-                schemes=self.schemes,
-            )
-        except security.Rejection as rejection:
-            self.metrics.deliveries.labels(path, "refused").inc()
-            log.warning(
-                "webhook refused path=%s status=%d reason=%s",
-                path,
-                rejection.status_code,
-                rejection.error,
-            )
-            return JSONResponse(rejection.body(), status_code=rejection.status_code)
-        media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media and media not in _JSON_TYPES and not media.endswith("+json"):
-            self.metrics.deliveries.labels(path, "invalid").inc()
-            return _error(400, f"Content-Type {media!r} is not JSON: send application/json.")
-
-        payload: WebhookPayload | None = None
-        try:
-            payload = WebhookPayload.model_validate_json(body)
-        except ValidationError as exc:
-            if any(e["type"] == "json_invalid" for e in exc.errors()):
-                self.metrics.deliveries.labels(path, "invalid").inc()
-                return _error(400, "Body is not valid JSON.")
-            if strict:
-                self.metrics.deliveries.labels(path, "invalid").inc()
-                fields = [
-                    {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-                    for e in exc.errors()[:20]
-                ]
-                return _error(422, "Body is not a valid Hub webhook payload.", fields=fields)
-        matched = tuple(h.name for h in handlers if payload is None or h.filter.matches(payload))
-        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "secret"])
-        item = Incoming(
-            endpoint=path,
-            headers=inbox.safe_headers(headers.items()),
-            query=query,
-            body=body,
-            handlers=matched,
-            scope=payload.event.scope if payload else None,
-            action=payload.event.action if payload else None,
-            repo=payload.repo.name if payload else None,
-        )
-        # Shielded: once the body is in, storing it and starting its jobs must not be cut
-        # short by the sender hanging up.
-        try:
-            stored, tasks = await asyncio.shield(self._accept(item))
-        except Exception:
-            log.exception("could not store a delivery for %s", path)
-            return _error(503, "The inbox is unavailable; the delivery was not stored. Retry.")
-        if isinstance(stored, inbox.Duplicate):
-            self.metrics.deliveries.labels(path, "duplicate").inc()
-            log.info("delivery duplicate path=%s of=%s", path, stored.delivery_id)
-            return JSONResponse(
-                {"duplicate_of": stored.delivery_id},
-                headers={"x-spacehooks-delivery": stored.delivery_id},
-            )
-        log.info(
-            "delivery stored id=%s path=%s scope=%s repo=%s jobs=%d",
-            stored.delivery_id,
-            path,
-            item.scope,
-            item.repo,
-            len(tasks),
-        )
-        self.metrics.deliveries.labels(path, "stored" if tasks else "unhandled").inc()
-        if not tasks:
-            response: Response = JSONResponse({"handled": False, "delivery_id": stored.delivery_id})
-        else:
-            response = await self._answer(stored, tasks)
-        # Whatever the body (a handler's result, as huggingface_hub answers), the id is here.
-        response.headers["x-spacehooks-delivery"] = stored.delivery_id
-        return response
-
     async def _accept(
         self, item: Incoming
     ) -> tuple[Accepted | inbox.Duplicate, dict[str, asyncio.Task[JobOutcome]]]:
@@ -535,38 +395,6 @@ class WebhooksServer:
         tasks = self.worker.launch(claimed)
         return stored, {name: tasks[job_id] for name, job_id in stored.job_ids.items()}
 
-    async def _answer(
-        self, stored: Accepted, tasks: dict[str, asyncio.Task[JobOutcome]]
-    ) -> Response:
-        queued = JSONResponse(
-            {"delivery_id": stored.delivery_id, "status": "queued"}, status_code=202
-        )
-        # asyncio.wait never cancels what it waits for: past the budget the jobs go on.
-        _, pending = await asyncio.wait(tasks.values(), timeout=self.settings.ack_budget)
-        if pending:
-            return queued
-        outcomes = {}
-        for name, task in tasks.items():
-            if task.cancelled() or task.exception() is not None:
-                return queued
-            outcomes[name] = task.result()
-        if any(o.status != "succeeded" for o in outcomes.values()):
-            status = "dead" if all(o.status == "dead" for o in outcomes.values()) else "queued"
-            return JSONResponse(
-                {"delivery_id": stored.delivery_id, "status": status}, status_code=202
-            )
-        if len(outcomes) == 1:
-            (result,) = (o.result for o in outcomes.values())
-            if isinstance(result, Response):
-                return result
-            return _json_result(result)
-        return _json_result(
-            {
-                "delivery_id": stored.delivery_id,
-                "results": {n: o.result for n, o in outcomes.items()},
-            }
-        )
-
     # -- running -------------------------------------------------------------------------------
 
     def launch(self, prevent_thread_lock: bool = False, **launch_kwargs: Any) -> None:
@@ -588,12 +416,3 @@ class WebhooksServer:
 
 def _qualname(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def _json_result(value: Any) -> Response:
-    from fastapi.encoders import jsonable_encoder
-
-    try:
-        return JSONResponse(jsonable_encoder(value))
-    except Exception:
-        return JSONResponse({"result": repr(value)[:2000]})

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from .client import NotFound
 from .db import Database, touched_resources
-from .scheduling import duration_text
+from .timing import duration_text
 
 if TYPE_CHECKING:
     from .app import WebhooksServer

@@ -234,7 +234,8 @@ class Router:
         `ScheduledRun`; failed runs are retried with `retry`. A run missed while no process was
         up runs at start if it is less than `misfire_grace_time` seconds late (None: always).
         """
-        from .scheduling import ENDPOINT_PREFIX, Scheduled, make_timing
+        from .scheduling import ENDPOINT_PREFIX, Scheduled
+        from .timing import make_timing
 
         timing = make_timing(cron, every, timezone, misfire_grace_time)
 

@@ -21,21 +21,18 @@ dying between storing a run and recording the next) still runs once.
 With PostgreSQL and several processes, only the process holding an advisory lock runs
 APScheduler. The others try to take the lock every `SPACEHOOKS_LEADER_INTERVAL` seconds; when
 the leader dies its connection closes, the lock goes with it, and another process takes over
-within that interval.
+within that interval. The timing rules are in `timing.py`, the lock in `leader.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import math
 import threading
-import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -43,7 +40,9 @@ import sqlalchemy as sa
 from .context import ScheduledRun
 from .db import Database, deliveries, jobs
 from .inbox import Incoming
+from .leader import LeaderLock
 from .routing import Handler
+from .timing import Timing, duration_text
 
 if TYPE_CHECKING:
     from .app import WebhooksServer
@@ -52,9 +51,7 @@ __all__ = [
     "ScheduleState",
     "Scheduled",
     "Scheduler",
-    "Timing",
     "act",
-    "make_timing",
     "overview",
 ]
 
@@ -62,135 +59,9 @@ log = logging.getLogger("spacehooks.schedules")
 
 JOB_TABLE = "spacehooks_schedules"
 ENDPOINT_PREFIX = "schedule:"
-_LEADER_LOCK_KEY = 727275  # pg advisory lock id (create_schema uses 727274)
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 # -- what a schedule is --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Timing:
-    """When a schedule runs: a crontab expression or a fixed interval, in a timezone."""
-
-    cron: str | None
-    every: timedelta | None
-    timezone: str
-    misfire_grace: int | None  # seconds; None: a missed run always runs late
-
-    @property
-    def spec(self) -> str:
-        """A fingerprint: a stored job whose spec differs was defined differently."""
-        what = f"cron {self.cron}" if self.cron else f"every {self.every.total_seconds():g}s"  # type: ignore[union-attr]
-        return f"{what} tz={self.timezone} grace={self.misfire_grace}"
-
-    def describe(self) -> str:
-        if self.cron:
-            return f"cron {self.cron} ({self.timezone})"
-        return f"every {duration_text(self.every.total_seconds())}"  # type: ignore[union-attr]
-
-    def trigger(self) -> Any:
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        if self.every is not None:
-            return IntervalTrigger(seconds=self.every.total_seconds(), timezone=self.timezone)
-        fields = self.cron.split()  # type: ignore[union-attr]
-        if len(fields) == 5:
-            fields = ["0", *fields]
-        second, minute, hour, day, month, weekday = fields
-        return CronTrigger(
-            second=second,
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_crontab_weekdays(weekday),
-            timezone=self.timezone,
-        )
-
-
-def duration_text(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} s"
-
-
-def _crontab_weekdays(field: str) -> str:
-    """A crontab day-of-week field as APScheduler names.
-
-    In crontab 0 (and 7) is Sunday; APScheduler 3 counts from Monday, so numbers are translated
-    to day names (ranges and steps expanded) rather than passed through.
-    """
-    if field == "*":
-        return "*"
-    days: set[int] = set()
-    for item in field.lower().split(","):
-        base, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            start, end = 0, 6
-        elif "-" in base:
-            low, high = base.split("-", 1)
-            start, end = _weekday(low), _weekday(high)
-            if end == 0 and start > 0:
-                end = 7  # "5-7", "fri-sun": up to Sunday
-        else:
-            start = end = _weekday(base)
-        if step < 1 or start > end:
-            raise ValueError(f"day-of-week {item!r} is not a valid range")
-        days.update(day % 7 for day in range(start, end + 1, step))
-    return ",".join(_WEEKDAYS[day] for day in sorted(days))
-
-
-def _weekday(text: str) -> int:
-    if text.isdigit() and 0 <= int(text) <= 7:
-        return int(text) % 7 if text != "7" else 7
-    if text[:3] in _WEEKDAYS:
-        return _WEEKDAYS.index(text[:3])
-    raise ValueError(f"day-of-week {text!r} is not 0-7 or a day name")
-
-
-def make_timing(
-    cron: str | None,
-    every: timedelta | None,
-    timezone_name: str,
-    misfire_grace_time: float | None,
-) -> Timing:
-    """Check a schedule's arguments and build its `Timing`; raise ValueError naming the fix."""
-    if (cron is None) == (every is None):
-        raise ValueError(
-            "Give a schedule exactly one of cron='m h dom mon dow' or every=timedelta."
-        )
-    try:
-        zoneinfo.ZoneInfo(timezone_name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"Unknown timezone {timezone_name!r}: use an IANA name such as 'Europe/Paris' or 'UTC'."
-        ) from None
-    if misfire_grace_time is not None:
-        if misfire_grace_time <= 0:
-            raise ValueError("misfire_grace_time must be a positive number of seconds, or None.")
-        misfire_grace_time = math.ceil(misfire_grace_time)  # APScheduler counts whole seconds
-    if every is not None:
-        if not isinstance(every, timedelta) or every.total_seconds() <= 0:
-            raise ValueError(f"every must be a positive datetime.timedelta, got {every!r}.")
-        timing = Timing(None, every, timezone_name, misfire_grace_time)
-    else:
-        assert cron is not None
-        fields = cron.split()
-        if len(fields) not in (5, 6):
-            raise ValueError(
-                f"cron={cron!r} needs 5 fields (minute hour day month weekday), or 6 with "
-                "seconds first."
-            )
-        timing = Timing(" ".join(fields), None, timezone_name, misfire_grace_time)
-    try:
-        timing.trigger()
-    except ValueError as exc:
-        raise ValueError(f"cron={cron!r} is not valid: {exc}") from None
-    return timing
 
 
 @dataclass(frozen=True)
@@ -323,7 +194,7 @@ class Scheduler:
         self._interval = leader_interval
         self._aps: Any = None
         self._lock = threading.Lock()
-        self._leadership: _Leadership | None = None
+        self._leadership: LeaderLock | None = None
         self.started = False
 
     @property
@@ -342,7 +213,7 @@ class Scheduler:
             self.started = True
             return  # nothing to run: no APScheduler, no lock
         if self.db.is_postgres:
-            self._leadership = _Leadership(
+            self._leadership = LeaderLock(
                 self.db, self._interval, self._lead, self._stand_down, self._wakeup
             )
             self._leadership.start()
@@ -512,83 +383,6 @@ def _last_runs(conn: sa.Connection, endpoints: list[str]) -> dict[str, dict[str,
             "error": error,
         }
     return out
-
-
-class _Leadership(threading.Thread):
-    """Holds the PostgreSQL advisory lock that makes this process the one running schedules.
-
-    The lock lives on one dedicated connection: it is released when the connection closes,
-    which is what happens when the process dies. While leading, the connection is checked every
-    `interval`; if it fails, this process stops scheduling and tries again like any other.
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        interval: float,
-        on_elected: Callable[[], None],
-        on_deposed: Callable[[], None],
-        on_tick: Callable[[], None],
-    ) -> None:
-        super().__init__(name="spacehooks-leader", daemon=True)
-        self.db = db
-        self.interval = interval
-        self._elected, self._deposed, self._tick = on_elected, on_deposed, on_tick
-        self._halt = threading.Event()
-        self._conn: sa.Connection | None = None
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=30)
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                if self._conn is None:
-                    self._campaign()
-                else:
-                    self._conn.execute(sa.text("SELECT 1"))
-                    self._conn.commit()
-                    self._tick()
-            except Exception as exc:
-                if self._conn is not None:
-                    log.error("lost the scheduler lock's connection (%s); standing down", exc)
-                    self._resign()
-                else:
-                    log.warning("could not campaign for the scheduler lock: %s", exc)
-            self._halt.wait(self.interval)
-        self._resign()
-
-    def _campaign(self) -> None:
-        conn = self.db.engine.connect()
-        try:
-            won = conn.execute(
-                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _LEADER_LOCK_KEY}
-            ).scalar()
-            conn.commit()
-        except Exception:
-            conn.invalidate()
-            raise
-        if not won:
-            conn.close()
-            return
-        self._conn = conn
-        log.info("this process now runs the schedules (it holds the scheduler lock)")
-        try:
-            self._elected()
-        except Exception:
-            log.exception("could not start the schedules; giving the lock back")
-            self._resign()
-
-    def _resign(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        self._deposed()
-        with contextlib.suppress(Exception):  # if the connection is gone, so is the lock
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _LEADER_LOCK_KEY})
-            conn.commit()
-        conn.invalidate()  # never back to the pool: a pooled connection would keep the lock
 
 
 # -- the console and the admin API ---------------------------------------------------------------

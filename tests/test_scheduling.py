@@ -20,7 +20,7 @@ from server import (
     WebhookPayload,
     WebhooksServer,
 )
-from server.scheduling import make_timing
+from server.timing import make_timing
 from tests.loopback import serve
 from tests.procs import wait_until
 
