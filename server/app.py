@@ -6,7 +6,7 @@ on an app spacehooks owns: `app.fastapi_app` exists from construction, the datab
 and the Gradio UI start and stop in its lifespan, and Gradio is mounted into it (lazily, so
 webhooks are answered before Gradio has finished importing).
 
-The path of one request is in `intake.py`; storing a delivery and starting its jobs (`_accept`)
+The path of one request is in `intake.py`; storing a delivery and starting its jobs (`accept`)
 is here, shared with scheduled runs.
 """
 
@@ -118,7 +118,8 @@ class WebhooksServer:
         self.bind_host: str | None = None
         self.tunneled = False
         self._injectors: dict[str, Callable[[Invocation], dict[str, Any]]] = {}
-        self._endpoints: dict[str, tuple[list[Handler], bool]] = {}  # filled by _compile
+        #: per webhook path: its handlers, and whether its payloads must validate (by _compile)
+        self.endpoints: dict[str, tuple[list[Handler], bool]] = {}
         self.fastapi_app = self._build_app()
 
     @property
@@ -340,11 +341,11 @@ class WebhooksServer:
             self._injectors[h.name] = compile_injector(h, start_providers, {})
         # Per endpoint, decided once: its handlers, and whether its payloads must validate
         # (a handler reads the payload or filters on it); the webhook route only looks it up.
-        self._endpoints = {}
+        self.endpoints = {}
         for path in self.router.paths():
             handlers = self.router.for_path(path)
             strict = any(wants_payload(h) or h.filter != Filter() for h in handlers)
-            self._endpoints[path] = (handlers, strict)
+            self.endpoints[path] = (handlers, strict)
 
     async def _invoke(self, handler: Handler, job: ClaimedJob) -> Any:
         assert self.worker is not None
@@ -356,7 +357,7 @@ class WebhooksServer:
     ) -> str:
         """Store one run of schedule `name` (due at `scheduled_for`; None: now, by hand) and
         start it; returns the run's delivery id, once its first attempt has ended if `wait`."""
-        stored, tasks = await self._accept(run_request(name, scheduled_for))
+        stored, tasks = await self.accept(run_request(name, scheduled_for))
         if isinstance(stored, inbox.Duplicate):
             log.info("schedule %s: this run was already stored as %s", name, stored.delivery_id)
             return stored.delivery_id
@@ -366,9 +367,11 @@ class WebhooksServer:
 
     # -- the webhook route ---------------------------------------------------------------------
 
-    async def _accept(
+    async def accept(
         self, item: Incoming
     ) -> tuple[Accepted | inbox.Duplicate, dict[str, asyncio.Task[JobOutcome]]]:
+        """Store a delivery durably (or recognise a duplicate) and start its jobs at once; returns
+        the stored record and a task per handler name resolving to its first attempt's outcome."""
         assert self.db is not None and self.worker is not None
         request = inbox.StoreRequest(
             item, self.worker.id, self.settings.dedupe_window, self.settings.claim_ttl

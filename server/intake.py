@@ -77,7 +77,7 @@ class WebhookRoute:
 
 async def handle_webhook(server: WebhooksServer, request: Request) -> Response:
     path = request.scope["path"]
-    endpoint = server._endpoints.get(path)
+    endpoint = server.endpoints.get(path)
     if endpoint is None or server.db is None or server.worker is None:
         if path not in server.router.paths():
             return _error(404, f"No webhook at {path}.", webhooks=server.router.paths())
@@ -141,7 +141,7 @@ async def handle_webhook(server: WebhooksServer, request: Request) -> Response:
     # Shielded: once the body is in, storing it and starting its jobs must not be cut
     # short by the sender hanging up.
     try:
-        stored, tasks = await asyncio.shield(server._accept(item))
+        stored, tasks = await asyncio.shield(server.accept(item))
     except Exception:
         log.exception("could not store a delivery for %s", path)
         return _error(503, "The inbox is unavailable; the delivery was not stored. Retry.")
