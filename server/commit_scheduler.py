@@ -168,6 +168,7 @@ class CommitScheduler:
         self._uploaded = self._load_uploads()
         self._push_lock = threading.Lock()  # one push at a time, whoever asks
         self._stopped = False
+        self._failing = False  # the last push raised: the next good one clears last_error
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="spacehooks-commit"
         )
@@ -307,6 +308,7 @@ class CommitScheduler:
                 error = f"{type(exc).__name__}: {exc}"[:2000]
                 log.error("%s: push failed, will retry at the next tick: %s", self.name, error)
                 self._record(last_error=error, last_error_at=time.time())
+                self._failing = True
                 raise
             if info is not None and type(self).push_to_hub is not CommitScheduler.push_to_hub:
                 # A custom push_to_hub: record its commit; it counts its own files.
@@ -315,6 +317,9 @@ class CommitScheduler:
                     last_commit_at=time.time(),
                     last_error=None,
                 )
+            elif self._failing:  # a push that worked (with nothing to commit) ends the failure
+                self._record(last_error=None)
+            self._failing = False
             log.debug("%s: push done in %.2f s", self.name, time.monotonic() - started)
             return info
 

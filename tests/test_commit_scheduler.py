@@ -276,3 +276,32 @@ def test_file_slices_hold_a_file_open_only_while_reading(tmp_path: Path) -> None
     assert first.read(3) == b"567"  # reopened where it was
     first.close()
     assert open_files() == before
+
+
+def test_a_push_that_works_clears_the_last_error(sandbox_hub, tmp_path: Path) -> None:
+    class FailsOnce(CommitScheduler):
+        calls = 0
+
+        def push_to_hub(self):
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 2:
+                raise OSError("disk hiccup")
+            return None  # nothing to commit
+
+    scheduler = FailsOnce(
+        repo_id=REPO,
+        repo_type="dataset",
+        folder_path=tmp_path / "w",
+        every=60,
+        hf_api=sandbox_hub.hub,
+        database=f"sqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    try:
+        settle(scheduler)
+        with pytest.raises(OSError, match="disk hiccup"):
+            scheduler.trigger().result(timeout=10)
+        assert scheduler.state().last_error == "OSError: disk hiccup"
+        assert scheduler.trigger().result(timeout=10) is None
+        assert scheduler.state().last_error is None
+    finally:
+        scheduler.stop()
