@@ -34,15 +34,13 @@ from pydantic import Field
 
 from server import CommitScheduler, HubClient, Router, WebhooksServer
 from server.audit import AuditEntry
-from server.automations import AutomationConfig, router_from_env
-
-_REPO_ID = r"^[A-Za-z0-9][\w.-]*/[\w.-]+$"
+from server.automations import REPO_ID, AutomationConfig, router_from_env
 
 
 class Config(AutomationConfig):
     switch: ClassVar[str] = "AUDIT_TO_DATASET_REPO"
 
-    repo: str = Field(alias="AUDIT_TO_DATASET_REPO", pattern=_REPO_ID)
+    repo: str = Field(alias="AUDIT_TO_DATASET_REPO", pattern=REPO_ID)
     every_minutes: float = Field(10.0, alias="AUDIT_TO_DATASET_EVERY_MINUTES", gt=0)
     folder: Path = Field(Path("data/audit"), alias="AUDIT_TO_DATASET_FOLDER")
     path_in_repo: str = Field("audit", alias="AUDIT_TO_DATASET_PATH_IN_REPO")

@@ -30,18 +30,17 @@ from typing import ClassVar
 from pydantic import Field
 
 from server import Audit, DeliveryContext, HubClient, Router, State, WebhookPayload
-from server.automations import AutomationConfig, router_from_env
+from server.automations import REPO_ID, AutomationConfig, router_from_env
 from server.client import InferenceEndpointError, InferenceEndpointTimeoutError
 
-_REPO_ID = r"^[A-Za-z0-9][\w.-]*/[\w.-]+$"
 HELD = ("paused", "scaledToZero")
 
 
 class Config(AutomationConfig):
     switch: ClassVar[str] = "ENDPOINT_FOLLOWS_MODEL_REPO"
 
-    model: str = Field(alias="ENDPOINT_FOLLOWS_MODEL_REPO", pattern=_REPO_ID)
-    endpoint: str = Field(alias="ENDPOINT_FOLLOWS_MODEL_ENDPOINT", pattern=_REPO_ID)
+    model: str = Field(alias="ENDPOINT_FOLLOWS_MODEL_REPO", pattern=REPO_ID)
+    endpoint: str = Field(alias="ENDPOINT_FOLLOWS_MODEL_ENDPOINT", pattern=REPO_ID)
     branch: str = Field("main", alias="ENDPOINT_FOLLOWS_MODEL_BRANCH", min_length=1)
     timeout: float = Field(1800.0, alias="ENDPOINT_FOLLOWS_MODEL_TIMEOUT", gt=0)
     poll_seconds: float = Field(10.0, alias="ENDPOINT_FOLLOWS_MODEL_POLL_SECONDS", gt=0)

@@ -35,23 +35,22 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from server import Audit, DeliveryContext, HubClient, Router, State, WebhookPayload
-from server.automations import AutomationConfig, router_from_env
+from server.automations import REPO_ID, AutomationConfig, router_from_env
 
 TASK_VARIABLE = "SPACEHOOKS_TASK"
 DONE_VARIABLE = "SPACEHOOKS_TASK_DONE"
 FREE_HARDWARE = "cpu-basic"
-_REPO_ID = r"^[A-Za-z0-9][\w.-]*/[\w.-]+$"
 
 
 class Config(AutomationConfig):
     switch: ClassVar[str] = "GPU_ON_UPDATE_REPO"
 
-    repo: str = Field(alias="GPU_ON_UPDATE_REPO", pattern=_REPO_ID)
+    repo: str = Field(alias="GPU_ON_UPDATE_REPO", pattern=REPO_ID)
     repo_type: str = Field(
         "dataset", alias="GPU_ON_UPDATE_REPO_TYPE", pattern="^(dataset|model|space)$"
     )
     branch: str = Field("main", alias="GPU_ON_UPDATE_BRANCH", min_length=1)
-    space: str = Field(alias="GPU_ON_UPDATE_SPACE", pattern=_REPO_ID)
+    space: str = Field(alias="GPU_ON_UPDATE_SPACE", pattern=REPO_ID)
     hardware: str = Field(alias="GPU_ON_UPDATE_HARDWARE", min_length=1)
     max_minutes: float = Field(120.0, alias="GPU_ON_UPDATE_MAX_MINUTES", gt=0)
     sleep_time: int = Field(3600, alias="GPU_ON_UPDATE_SLEEP_TIME", gt=0)
@@ -63,13 +62,6 @@ class Config(AutomationConfig):
         if value.startswith("cpu"):
             raise ValueError("expected a GPU flavor such as t4-small or a10g-large")
         return value
-
-
-def hourly_price(hub: HubClient, hardware: str) -> float | None:
-    for flavor in hub.list_space_hardware():
-        if flavor.get("name") == hardware and flavor.get("unitLabel", "hour") == "hour":
-            return flavor.get("unitCostUSD")
-    return None
 
 
 def build(config: Config) -> Router:
@@ -124,7 +116,7 @@ def build(config: Config) -> Router:
             lambda: hub.request_space_hardware(
                 config.space, config.hardware, sleep_time=config.sleep_time
             ),
-            cost_per_hour=hourly_price(hub, config.hardware),
+            cost_per_hour=hub.space_hardware_prices().get(config.hardware),
             detail={"hardware": config.hardware, "task": task["task"]},
         )
         return {"task": task["task"], "hardware": config.hardware}

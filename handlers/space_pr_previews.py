@@ -18,6 +18,7 @@ PR are handled one at a time in a process; many PRs proceed in parallel.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from typing import Annotated, Any, ClassVar
@@ -25,10 +26,9 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, field_validator
 
 from server import Audit, HubClient, Router, State, WebhookPayload
-from server.automations import AutomationConfig, router_from_env, split_list
+from server.automations import REPO_ID, AutomationConfig, router_from_env, split_list
 from server.client import CommitOperationAdd, CommitOperationDelete, NotFound
 
-_REPO_ID = r"^[A-Za-z0-9][\w.-]*/[\w.-]+$"
 COMMENT_MARKER = "<!-- spacehooks:preview -->"
 
 
@@ -44,9 +44,7 @@ class Config(AutomationConfig):
     @field_validator("spaces")
     @classmethod
     def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
-        bad = [v for v in value if not re.match(_REPO_ID, v)]
+        bad = [v for v in value if not re.match(REPO_ID, v)]
         if bad:
             raise ValueError(f"{bad[0]!r} is not a Space id; list ids such as 'acme/app'")
         return value

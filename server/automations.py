@@ -18,10 +18,13 @@ from pydantic import BaseModel, ConfigDict
 from .routing import Router
 from .settings import read_env
 
-__all__ = ["AutomationConfig", "router_from_env", "split_list"]
+__all__ = ["REPO_ID", "AutomationConfig", "router_from_env", "split_list"]
 
 log = logging.getLogger("spacehooks.automations")
 C = TypeVar("C", bound="AutomationConfig")
+
+#: A Hub repo id, `owner/name` (a pattern for the automations' variables).
+REPO_ID = r"^[A-Za-z0-9][\w.-]*/[\w.-]+$"
 
 
 class AutomationConfig(BaseModel):

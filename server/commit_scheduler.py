@@ -529,10 +529,9 @@ def _register(scheduler: CommitScheduler) -> None:
         previous = _live.get(scheduler.id)
         _live[scheduler.id] = scheduler
     if previous is not None and previous is not scheduler:
+        # Its job is replaced by the new one's (same id); stopping it only ends its pushes.
         log.warning("a second CommitScheduler for %s replaces the first", scheduler.name)
         previous.stop()
-        with _live_lock:
-            _live[scheduler.id] = scheduler
 
 
 def _unregister(scheduler: CommitScheduler) -> None:

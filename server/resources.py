@@ -131,15 +131,10 @@ def _remember(conn: sa.Connection, kind: str, ident: str, at: float) -> None:
 
 def _space_prices(server: WebhooksServer) -> dict[str, float]:
     try:
-        catalogue = server.hub.list_space_hardware()
+        return server.hub.space_hardware_prices()
     except Exception as exc:
         log.warning("could not read the Space hardware prices: %s", exc)
         return {}
-    return {
-        h["name"]: float(h["unitCostUSD"])
-        for h in catalogue
-        if h.get("unitLabel", "hour") == "hour" and h.get("unitCostUSD") is not None
-    }
 
 
 def _space_row(server: WebhooksServer, repo_id: str, prices: dict[str, float]) -> dict[str, Any]:

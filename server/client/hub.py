@@ -262,6 +262,14 @@ class HubClient(EndpointsMixin, CommitsMixin):
         """The Space hardware the Hub offers: name, prettyName, unitCostUSD, unitLabel, ..."""
         return list(self._http.request("GET", "/api/spaces/hardware").json())
 
+    def space_hardware_prices(self) -> dict[str, float]:
+        """USD per hour of each Space hardware flavor the Hub prices by the hour."""
+        return {
+            h["name"]: float(h["unitCostUSD"])
+            for h in self.list_space_hardware()
+            if h.get("unitLabel", "hour") == "hour" and h.get("unitCostUSD") is not None
+        }
+
     def get_space_runtime(self, repo_id: str) -> SpaceRuntime:
         return self._runtime("GET", f"/api/spaces/{repo_id}/runtime")
 
